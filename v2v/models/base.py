@@ -1,0 +1,59 @@
+"""The small interface through which the trainer (v2v.train) knows a system.
+
+A system is an ``nn.Module`` holding all its networks (generator(s), discriminator(s)) plus:
+
+- ``ModelConfig`` / ``DataConfig``: dataclasses for the YAML ``model:`` and ``data:`` sections.
+- ``from_config(model_cfg) -> System`` (classmethod).
+- ``build_dataset(data_cfg, split: str, model_cfg) -> torch.utils.data.Dataset`` (classmethod);
+  items are dicts of tensors, collated by the default collate.
+- ``optim_groups() -> dict[str, list[Parameter]]``: ordered, e.g. ``{"G": [...], "D": [...]}``.
+  The trainer builds one optimizer per group (lr/betas from the train config, per-group
+  overrides allowed) and steps them in this order.
+- ``train_step(batch, step) -> dict[str, Tensor]``: one forward. Returns a loss tensor per
+  optimizer group under the same key ("G", "D"), plus any scalar tensors to log under other
+  names (e.g. "G/perceptual"). The trainer backprops the "G" loss into the G parameters only
+  (``backward(inputs=...)``), steps G, then backprops "D" into the D parameters. So a system
+  computes the D loss on detached fakes and G adversarial terms through D, in one call.
+- ``sample(batch) -> dict[str, Tensor]``: images ``B,3,H,W`` or videos ``B,T,3,H,W`` in [0,1] for
+  sample grids / TensorBoard (called under no_grad, eval mode).
+- ``evaluate(batch) -> dict[str, float]``: held-out metrics (no_grad, eval mode).
+- ``generator_module() -> nn.Module`` (optional): the module to keep an EMA of.
+
+Models must not import v2v.train, v2v.compat or v2v.cli.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class System(nn.Module):
+    """Base class with defaults; see the module docstring for the contract."""
+
+    ModelConfig = None
+    DataConfig = None
+
+    @classmethod
+    def from_config(cls, model_cfg):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def build_dataset(cls, data_cfg, split: str, model_cfg=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def optim_groups(self) -> dict[str, list[nn.Parameter]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {}
+
+    @torch.no_grad()
+    def evaluate(self, batch: dict) -> dict[str, float]:
+        return {}
+
+    def generator_module(self) -> nn.Module | None:
+        return None
