@@ -23,11 +23,14 @@ __all__ = ["make_grid", "norm_to_pixel", "pixel_grid", "pixel_to_norm"]
 
 
 def _axis_norm(n: int, align_corners: bool, device, dtype) -> torch.Tensor:
-    idx = torch.arange(n, device=device, dtype=torch.float64)
+    # Computed in the working dtype (at least float32) in the same operation order as FOMM's
+    # make_coordinate_grid, so grids match the official ones bit for bit.
+    work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    idx = torch.arange(n, device=device, dtype=work)
     if align_corners:
-        v = 2.0 * idx / (n - 1) - 1.0 if n > 1 else torch.zeros_like(idx)
+        v = 2 * (idx / (n - 1)) - 1 if n > 1 else torch.zeros_like(idx)
     else:
-        v = (2.0 * idx + 1.0) / n - 1.0
+        v = (2 * idx + 1) / n - 1
     return v.to(dtype)
 
 
@@ -36,7 +39,6 @@ def make_grid(h: int, w: int, align_corners: bool = True, device=None, dtype=tor
 
     ``align_corners=True``: ``x = 2*j/(W-1) - 1`` (corner pixel centres at ±1);
     ``align_corners=False``: ``x = (2*j+1)/W - 1``. Same for y with i and H.
-    Values are computed in float64 then cast to ``dtype``.
     """
     x = _axis_norm(int(w), align_corners, device, dtype)
     y = _axis_norm(int(h), align_corners, device, dtype)
