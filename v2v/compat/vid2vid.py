@@ -41,9 +41,17 @@ from v2v.models.vid2vid import (
 )
 
 __all__ = [
-    "read_official_options", "official_config", "map_generator_key", "map_discriminator_key",
-    "load_official_state", "load_official_generator", "load_official_discriminator", "load_into",
-    "convert", "run_parity", "is_official_options",
+    "convert",
+    "is_official_options",
+    "load_into",
+    "load_official_discriminator",
+    "load_official_generator",
+    "load_official_state",
+    "map_discriminator_key",
+    "map_generator_key",
+    "official_config",
+    "read_official_options",
+    "run_parity",
 ]
 
 _BLOCK = {"1": "conv1", "2": "norm1", "5": "conv2", "6": "norm2"}
@@ -159,7 +167,7 @@ def _up_key(rest: str, prefix: str) -> str | None:
 
 def map_generator_key(key: str, n_downsample: int) -> str | None:
     """Official ``netG0`` key -> our :class:`CompositeGenerator` key (None if unknown)."""
-    key = key[len("module."):] if key.startswith("module.") else key
+    key = key.removeprefix("module.")
     head, _, rest = key.partition(".")
     if head == "model_down_seg":
         return _encoder_key(rest, n_downsample, "label_encoder")
@@ -182,7 +190,7 @@ def map_generator_key(key: str, n_downsample: int) -> str | None:
 
 def map_discriminator_key(key: str, n_layers: int) -> str | None:
     """Official pix2pixHD ``MultiscaleDiscriminator`` key -> :class:`MultiscalePatchDiscriminator` key."""
-    key = key[len("module."):] if key.startswith("module.") else key
+    key = key.removeprefix("module.")
     m = re.fullmatch(r"scale(\d+)_layer(\d+)\.(\d+)\.(.+)", key)
     if m:
         part = {"0": "conv", "1": "norm"}.get(m.group(3))
@@ -216,7 +224,7 @@ def load_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
         raise V2VError(f"{path}: expected a state dict of tensors (official save_network format)")
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+    return {(k.removeprefix("module.")): v for k, v in sd.items()}
 
 
 def load_into(module: torch.nn.Module, official: dict[str, torch.Tensor], mapper, path: str) -> None:

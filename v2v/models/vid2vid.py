@@ -38,8 +38,15 @@ from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator
 from v2v.nn.vid2vid_blocks import Decoder, Encoder, Head
 
 __all__ = [
-    "Vid2VidModelConfig", "Vid2VidDataConfig", "encode_labels", "check_labels", "CompositeGenerator",
-    "Vid2VidStream", "Vid2VidSystem", "norm_statistics", "temporal_d_channels",
+    "CompositeGenerator",
+    "Vid2VidDataConfig",
+    "Vid2VidModelConfig",
+    "Vid2VidStream",
+    "Vid2VidSystem",
+    "check_labels",
+    "encode_labels",
+    "norm_statistics",
+    "temporal_d_channels",
 ]
 
 
@@ -575,7 +582,7 @@ class Vid2VidSystem(System):
         real_cur = real[:, tG - 1:]
         real_prev = real[:, tG - 2:T - 1]
         enc_cur = enc[:, tG - 1:]
-        flat = lambda x: x.reshape(B * N, *x.shape[2:])  # noqa: E731
+        flat = lambda x: x.reshape(B * N, *x.shape[2:])
         fake_f, real_f, real_prev_f, enc_f = flat(fake), flat(real_cur), flat(real_prev), flat(enc_cur)
         raw_f = flat(gen["raw_image"])
 

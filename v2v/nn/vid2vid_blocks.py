@@ -16,7 +16,7 @@ from torch import nn
 
 from v2v.nn.norms import canonical_norm_name, get_norm_layer
 
-__all__ = ["make_norm", "Stem", "Down", "ResnetBlock", "Up", "Head", "Encoder", "Decoder"]
+__all__ = ["Decoder", "Down", "Encoder", "Head", "ResnetBlock", "Stem", "Up", "make_norm"]
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
