@@ -10,7 +10,7 @@ def register(cli) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--videos", type=int, default=4, help="number of videos (default 4)")
     p.add_argument("--frames", type=int, default=12, help="frames per video (default 12)")
-    p.add_argument("--size", default="64x128", help="HxW (default 64x128)")
+    p.add_argument("--size", default=None, help="HxW (default: toycity 64x128, puppets 64x64)")
     p.add_argument("--split", default="train", choices=("train", "test"), help="split name (default train)")
     p.add_argument("--identity", type=int, default=None,
                    help="puppets only: use this identity for every video (default: video index mod --ids)")
@@ -23,7 +23,7 @@ def run_synth(args) -> int:
     from v2v.data.synthetic.common import parse_size
     from v2v.errors import V2VError
 
-    size = parse_size(args.size)
+    size = parse_size(args.size or ("64x128" if args.kind == "toycity" else "64x64"))
     if args.videos < 1:
         raise V2VError(f"--videos must be >= 1 (got {args.videos})")
     if args.frames < 2:

@@ -27,20 +27,21 @@ import cv2
 import numpy as np
 
 from v2v.errors import V2VError
-from v2v.utils import atomic_path, atomic_write
+from v2v.utils import atomic_path
 
 __all__ = [
-    "video_rng",
-    "parse_size",
-    "smooth_noise",
-    "render_layer",
     "LayerStack",
     "flow_and_occlusion",
-    "write_png",
-    "write_flo",
+    "occlusion_mask",
+    "parse_size",
     "read_flo",
-    "write_json",
+    "render_layer",
+    "smooth_noise",
     "tree_digest",
+    "video_rng",
+    "write_flo",
+    "write_json",
+    "write_png",
 ]
 
 FLO_MAGIC = 202021.25
@@ -137,6 +138,13 @@ def flow_and_occlusion(layer_t: np.ndarray, off_t: dict, off_u: dict, layer_u: n
         else:  # per-row offsets
             rows = np.nonzero(m)[0]
             flow[m] = d[rows]
+    return flow, occlusion_mask(flow, layer_t, layer_u)
+
+
+def occlusion_mask(flow: np.ndarray, layer_t: np.ndarray, layer_u: np.ndarray) -> np.ndarray:
+    """``H,W`` bool: True where ``p + flow(p)`` leaves the image or any of its four bilinear
+    neighbours in frame ``u`` shows another layer than ``layer_t(p)``."""
+    h, w = layer_t.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     qx, qy = xs + flow[..., 0], ys + flow[..., 1]
     occ = (qx < 0) | (qx > w - 1) | (qy < 0) | (qy > h - 1)
@@ -145,7 +153,7 @@ def flow_and_occlusion(layer_t: np.ndarray, off_t: dict, off_u: dict, layer_u: n
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
     for yy, xx in ((y0, x0), (y0, x1), (y1, x0), (y1, x1)):
         occ |= layer_u[yy, xx] != layer_t
-    return flow, occ
+    return occ
 
 
 def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
@@ -158,20 +166,15 @@ def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
 
 
 def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
-    """Write ``H,W,2`` flow as Middlebury .flo (uses v2v.ops.flow.write_flo when present)."""
-    try:
-        from v2v.ops.flow import write_flo as _ops_write_flo  # type: ignore
-    except ImportError:
-        _ops_write_flo = None
+    """Write ``H,W,2`` flow as Middlebury .flo, atomically.
+
+    Same bytes as :func:`v2v.ops.flow.write_flo` (tested), but without importing torch, so
+    ``v2v data synth`` starts fast.
+    """
     flow = np.asarray(flow, np.float32)
-    if _ops_write_flo is not None:
-        _ops_write_flo(path, flow)
-        return
     h, w = flow.shape[:2]
-    with atomic_write(path) as f:
-        f.write(np.array([FLO_MAGIC], "<f4").tobytes())
-        f.write(np.array([w, h], "<i4").tobytes())
-        f.write(flow.astype("<f4").tobytes())
+    _write_bytes(path, np.array([FLO_MAGIC], "<f4").tobytes() + np.array([w, h], "<i4").tobytes()
+                 + np.ascontiguousarray(flow, "<f4").tobytes())
 
 
 def read_flo(path: str | os.PathLike) -> np.ndarray:
@@ -185,11 +188,15 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data[12:], "<f4").reshape(h, w, 2).copy()
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
+def _write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Atomic write without fsync (dataset files: many small files, speed matters)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_json(path: str | os.PathLike, obj, indent: int | None = 1) -> None:
     """Deterministic JSON (sorted keys) written atomically."""
-    with atomic_write(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
+    _write_bytes(path, (json.dumps(obj, indent=indent, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def tree_digest(root: str | os.PathLike) -> str:

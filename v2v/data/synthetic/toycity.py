@@ -44,7 +44,7 @@ from .common import (
     write_png,
 )
 
-__all__ = ["CLASSES", "PALETTE", "LABEL_NC", "FPS", "ToyCityVideo", "render_toycity", "generate_toycity"]
+__all__ = ["CLASSES", "FPS", "LABEL_NC", "PALETTE", "ToyCityVideo", "generate_toycity", "render_toycity"]
 
 CLASSES = ["sky", "road", "sidewalk", "building", "vegetation", "car", "person"]
 LABEL_NC = len(CLASSES)
@@ -217,7 +217,7 @@ def _person_sprite(rng, ch, cw):
     pants = np.asarray(rng.uniform(20, 140, 3), np.float32)
     parts = []
     head = np.zeros((H, W), np.uint8)
-    r = max(1, int(round(0.11 * h)))
+    r = max(1, int(np.rint(0.11 * h)))
     cv2.circle(head, (ox + w // 2, oy + r), r, 1, -1)
     torso = np.zeros((H, W), np.uint8)
     cv2.rectangle(torso, (ox, oy + 2 * r), (ox + w - 1, oy + int(0.55 * h)), 1, -1)
@@ -258,8 +258,8 @@ def _make_sprites(rng, h, w, T, y_ground, y_road):
     for k in range(n_cars):
         yb = rng.uniform(y_road + 0.35 * (h - y_road), h - 1.0)
         depth = 0.6 + 0.7 * (yb - y_road) / (h - y_road)
-        chh = max(6, int(round(h * 0.15 * depth)))
-        cww = int(round(chh * rng.uniform(2.2, 2.7)))
+        chh = max(6, int(np.rint(h * 0.15 * depth)))
+        cww = int(np.rint(chh * rng.uniform(2.2, 2.7)))
         rgb, mask = _car_sprite(rng, chh, cww)
         vx = float(rng.choice([-1, 1]) * rng.uniform(0.6, 2.2) * s)
         xm = rng.uniform(0.05 * w, 0.95 * w - cww)
@@ -269,8 +269,8 @@ def _make_sprites(rng, h, w, T, y_ground, y_road):
         crossing = rng.random() < 0.3
         yb = rng.uniform(y_ground + 2, y_road + 1) if not crossing else rng.uniform(y_road, h)
         depth = 0.7 + 0.6 * (yb - y_ground) / (h - y_ground)
-        phh = max(8, int(round(h * 0.26 * depth)))
-        pww = max(3, int(round(phh * 0.33)))
+        phh = max(8, int(np.rint(h * 0.26 * depth)))
+        pww = max(3, int(np.rint(phh * 0.33)))
         rgb, mask = _person_sprite(rng, phh, pww)
         vx = float(rng.uniform(-0.8, 0.8) * s)
         vy = float(rng.uniform(-0.3, 0.3) * s) if crossing else 0.0
@@ -284,8 +284,8 @@ def _make_sprites(rng, h, w, T, y_ground, y_road):
 def render_toycity(rng: np.random.Generator, frames: int, height: int, width: int) -> ToyCityVideo:
     """Render one toycity video in memory (see module docstring for the scene model)."""
     T, h, w = int(frames), int(height), int(width)
-    y_ground = int(round(0.55 * h))
-    y_road = int(round(0.66 * h))
+    y_ground = int(np.rint(0.55 * h))
+    y_road = int(np.rint(0.66 * h))
     speed = float(rng.choice([-1, 1]) * rng.uniform(0.5, 1.5) * w / 128.0)
     cams = speed * np.arange(T, dtype=np.float64)
     cams -= cams.min()
