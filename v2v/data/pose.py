@@ -34,10 +34,23 @@ import numpy as np
 from v2v.errors import V2VError
 
 __all__ = [
-    "BODY_25", "BODY_23", "COCO_18", "FACE_70", "HAND_21", "JOINT_NAMES", "FORMAT_BY_COUNT",
-    "BODY25_TO_BODY23", "PoseFrame", "read_openpose_json", "read_openpose_yml", "read_pose",
-    "list_pose_files", "read_pose_sequence", "map_body25_to_body23", "write_openpose_json",
+    "BODY25_TO_BODY23",
+    "BODY_23",
+    "BODY_25",
+    "COCO_18",
+    "FACE_70",
+    "FORMAT_BY_COUNT",
+    "HAND_21",
+    "JOINT_NAMES",
+    "PoseFrame",
     "frame_key",
+    "list_pose_files",
+    "map_body25_to_body23",
+    "read_openpose_json",
+    "read_openpose_yml",
+    "read_pose",
+    "read_pose_sequence",
+    "write_openpose_json",
 ]
 
 BODY_25 = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip",

@@ -20,16 +20,26 @@ mapped to BODY_23 first by the callers in v2v.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 
 from v2v.data.pose import PoseFrame
 from v2v.errors import V2VError
 
-__all__ = ["pose_stats", "KeypointStats", "keypoint_stats", "NormParams", "find_horizon",
-           "compute_norm_params", "FrameNorm", "normalize_frames", "median_smooth", "smooth_sequence"]
+__all__ = [
+    "FrameNorm",
+    "KeypointStats",
+    "NormParams",
+    "compute_norm_params",
+    "find_horizon",
+    "keypoint_stats",
+    "median_smooth",
+    "normalize_frames",
+    "pose_stats",
+    "smooth_sequence",
+]
 
 # (nose, right ear, left ear, right ankle, left ankle) per format
 _STATS_IDX = {"COCO_18": (0, 16, 17, 10, 13), "BODY_23": (18, 20, 22, 10, 15), "BODY_25": (0, 17, 18, 11, 14)}
@@ -189,8 +199,7 @@ def _max_height_near(t2h: dict, center: float, rng_: float) -> float:
     for key, hs in t2h.items():
         if abs(key - center) <= rng_:
             h = max(hs)
-            if h > best:
-                best = h
+            best = max(best, h)
     return best
 
 
@@ -329,7 +338,7 @@ def smooth_sequence(frames: Sequence[PoseFrame], window: int = 7, mode: str = "c
     """
     frames = list(frames)
     if mode == "official":
-        return [median_smooth(frames[k:k + window]) for k in range(0, len(frames) - window + 1)]
+        return [median_smooth(frames[k:k + window]) for k in range(len(frames) - window + 1)]
     if mode != "centered":
         raise V2VError(f"unknown smoothing mode '{mode}' (expected 'centered' or 'official')")
     h = window // 2

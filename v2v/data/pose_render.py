@@ -29,8 +29,18 @@ from v2v.data.pose import PoseFrame
 from v2v.errors import V2VError
 
 __all__ = [
-    "BODY_COLORS", "BODY_LIMBS", "HAND_COLORS", "FACE_POINTS", "scale_resize", "render_canvas",
-    "render_label", "face_center", "face_box", "make_box", "canvas_shape_for", "to_canvas",
+    "BODY_COLORS",
+    "BODY_LIMBS",
+    "FACE_POINTS",
+    "HAND_COLORS",
+    "canvas_shape_for",
+    "face_box",
+    "face_center",
+    "make_box",
+    "render_canvas",
+    "render_label",
+    "scale_resize",
+    "to_canvas",
 ]
 
 _C23 = [[255, 0, 0], [255, 55, 0], [255, 110, 0], [255, 165, 0], [255, 215, 0], [255, 235, 0],

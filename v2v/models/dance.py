@@ -1,0 +1,569 @@
+"""Everybody Dance Now (Chan et al., ICCV 2019): pose-to-dancer video transfer.
+
+Read top to bottom as the paper's figure:
+
+1. a **pose label** (skeleton rendering, RGB in [0,1]; see :mod:`v2v.data.pose_render`) and the
+   **previous output frame** are concatenated (6 channels) and fed to a pix2pixHD generator
+   (:class:`GlobalGenerator`, or :class:`LocalEnhancer` for 1024x512) - the temporal-smoothing
+   setup: training generates two consecutive frames, the second conditioned on the first;
+2. a **face residual generator** (:class:`GlobalGenerator` or :class:`UnetGenerator`) adds a
+   residual inside the face box: ``I = G_out`` with ``I[box] = G_out[box] + faceG(cat(label[box],
+   G_out[box]))`` (not clamped);
+3. a **multi-scale PatchGAN** judges ``cat(label_t, label_t+1, I_t, I_t+1)`` (frame pairs) and a
+   **face PatchGAN** (BatchNorm) judges ``cat(label[box], I[box])``;
+4. losses (official ``pix2pixHD_model_fullts.py``): LSGAN over scales, feature matching
+   (``lambda_feat``), VGG perceptual (``lambda_feat``; pix2pixHD VGG19 loss), face GAN (x0.5 per
+   frame).
+
+Conventions: public images are ``B,3,H,W`` float32 in [0,1]; videos ``B,T,3,H,W``. Internally the
+networks work as the official ones: label in [0,1], previous frame and output in [-1,1] (the
+``*_raw`` methods). Face boxes are integer ``(miny, maxy, minx, maxx)`` (end exclusive) per sample,
+``B,4``. Quirks kept for parity with official checkpoints: the output is never clamped inside the
+chain; instance norm has no running statistics; the unet face generator uses BatchNorm, and since
+the official scripts never call ``.eval()``, ``face_bn_batch_stats=True`` (default) makes it use
+batch statistics at inference too.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from v2v.errors import V2VError
+from v2v.losses.feature_matching import feature_matching_loss
+from v2v.losses.gan import GANLoss
+from v2v.models.base import System
+from v2v.nn.norms import get_norm_layer
+from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator, downsample_avg
+
+__all__ = [
+    "DanceDataConfig",
+    "DanceGenerator",
+    "DanceModelConfig",
+    "DancePairDataset",
+    "DanceSystem",
+    "GlobalGenerator",
+    "LocalEnhancer",
+    "UnetGenerator",
+    "crop_boxes",
+    "paste_residual",
+]
+
+
+# ----------------------------------------------------------------------------------- config
+
+
+@dataclass
+class DanceModelConfig:
+    """``model:`` section. Names follow the official options where one exists (in brackets)."""
+
+    netG: str = "global"  # [--netG] global | local (1024x512 stage)
+    label_channels: int = 3  # pose label channels (RGB rendering)
+    output_nc: int = 3  # [--output_nc]
+    ngf: int = 64  # [--ngf]
+    n_downsample_global: int = 4  # [--n_downsample_global]
+    n_blocks_global: int = 9  # [--n_blocks_global]
+    n_blocks_local: int = 3  # [--n_blocks_local]
+    norm: str = "instance"  # [--norm]
+    face_generator: bool = True  # [--face_generator]
+    face_gtype: str = "global"  # [--faceGtype] global | unet
+    face_ngf: int = 64  # hard-coded 64 in the official code
+    face_n_downsample: int = 3
+    face_n_blocks: int = 5
+    face_bn_batch_stats: bool = True  # unet face G: batch stats at inference (official: never .eval())
+    face_discrim: bool = True  # [--face_discrim]
+    face_ndf: int = 64  # hard-coded 64 in the official code
+    ndf: int = 64  # [--ndf]
+    n_layers_D: int = 3  # [--n_layers_D]
+    num_D: int = 2  # [--num_D]
+    gan_feat: bool = True  # [not --no_ganFeat_loss]: D returns intermediate features
+    gan_mode: str = "lsgan"  # [--no_lsgan -> vanilla]
+    lambda_feat: float = 10.0  # [--lambda_feat]
+    vgg: bool = True  # [not --no_vgg_loss]
+    vgg_weights: str | None = None  # path to vgg19-dcbb9e9d.pth, None = $V2V_WEIGHTS / hub, "random"
+    l1_weight: float = 0.0  # [--use_l1 with --lambda_A]: L1 on the second frame
+    train_face_only: bool = False  # official stage 2: G optimizer holds only the face generator
+
+    @property
+    def input_nc(self) -> int:
+        return self.label_channels + self.output_nc
+
+
+@dataclass
+class DanceDataConfig:
+    """``data:`` section: puppets-style folders ``{root}/{split}/<video>/{openpose,frames}/``."""
+
+    root: str = "data/puppets"
+    size: list[int] | None = None  # [H, W] of labels/frames; None = the frames' size
+    canvas_height: int | None = 256  # render canvas height (None = official 1080x1920 letterbox)
+    map_25_to_23: bool = True
+    num_face_keypoints: int = 8
+    face_box: list[int] | None = None  # [h, w] of the face box; None = 128 at 512 rows, scaled
+    max_videos: int | None = None
+    max_frames: int | None = None
+    stride: int = 1  # frame step between the two frames of a pair
+
+
+# ---------------------------------------------------------------------------------- networks
+
+
+class _ResBlock(nn.Module):
+    """pix2pixHD ResnetBlock: ``x + [pad, conv3, norm, relu, pad, conv3, norm](x)``, no final act."""
+
+    def __init__(self, ch: int, norm: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3)
+        self.norm1 = get_norm_layer(norm, ch)
+        self.conv2 = nn.Conv2d(ch, ch, 3)
+        self.norm2 = get_norm_layer(norm, ch)
+
+    def forward(self, x):
+        y = F.relu(self.norm1(self.conv1(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
+        y = self.norm2(self.conv2(F.pad(y, (1, 1, 1, 1), mode="reflect")))
+        return x + y
+
+
+class _ConvNormReLU(nn.Module):
+    def __init__(self, conv: nn.Module, norm: str, ch: int):
+        super().__init__()
+        self.conv = conv
+        self.norm = get_norm_layer(norm, ch)
+
+    def forward(self, x):
+        return F.relu(self.norm(self.conv(x)))
+
+
+class GlobalGenerator(nn.Module):
+    """pix2pixHD GlobalGenerator.
+
+    ``stem`` (reflect-pad 3, conv7, norm, ReLU) -> ``down[k]`` (conv3 s2, norm, ReLU; width x2)
+    -> ``blocks[b]`` (residual) -> ``up[k]`` (convT3 s2 output_padding 1, norm, ReLU; width /2)
+    -> ``head`` (reflect-pad 3, conv7, tanh). With ``final=False`` the head is omitted (the
+    LocalEnhancer's inner generator). Input/output in the caller's range (EDN: label [0,1] +
+    previous frame [-1,1] in, [-1,1] out).
+    """
+
+    def __init__(self, input_nc: int, output_nc: int, ngf: int = 64, n_downsample: int = 3,
+                 n_blocks: int = 9, norm: str = "instance", final: bool = True):
+        super().__init__()
+        self.n_downsample = n_downsample
+        self.stem = _ConvNormReLU(nn.Conv2d(input_nc, ngf, 7), norm, ngf)
+        self.down = nn.ModuleList(
+            _ConvNormReLU(nn.Conv2d(ngf * 2**i, ngf * 2**(i + 1), 3, stride=2, padding=1), norm, ngf * 2**(i + 1))
+            for i in range(n_downsample))
+        mult = 2**n_downsample
+        self.blocks = nn.ModuleList(_ResBlock(ngf * mult, norm) for _ in range(n_blocks))
+        self.up = nn.ModuleList(
+            _ConvNormReLU(nn.ConvTranspose2d(ngf * 2**(n_downsample - i), ngf * 2**(n_downsample - i) // 2, 3,
+                                             stride=2, padding=1, output_padding=1), norm,
+                          ngf * 2**(n_downsample - i) // 2)
+            for i in range(n_downsample))
+        self.head = nn.Conv2d(ngf, output_nc, 7) if final else None
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        feats = {}
+        x = self.stem(F.pad(x, (3, 3, 3, 3), mode="reflect"))
+        for d in self.down:
+            x = d(x)
+        feats["bottleneck"] = x
+        for b in self.blocks:
+            x = b(x)
+        feats["after_resblocks"] = x
+        for u in self.up:
+            x = u(x)
+        if self.head is not None:
+            x = self.head(F.pad(x, (3, 3, 3, 3), mode="reflect"))
+            feats["pre_tanh"] = x
+            x = torch.tanh(x)
+        return (x, feats) if return_features else x
+
+
+class LocalEnhancer(nn.Module):
+    """pix2pixHD LocalEnhancer (one enhancer; EDN's 1024x512 stage).
+
+    ``global_net`` = GlobalGenerator of width ``2*ngf`` without its head, run on the input
+    downsampled once (``avg_pool 3/2/1, count_include_pad=False``); ``front`` (reflect-pad 3,
+    conv7 -> ngf, norm, ReLU, conv3 s2 -> 2ngf, norm, ReLU) on the full input; their sum goes
+    through ``blocks`` (residual x n_blocks_local) and ``back`` (convT -> ngf, norm, ReLU,
+    reflect-pad 3, conv7, tanh).
+    """
+
+    def __init__(self, input_nc: int, output_nc: int, ngf: int = 32, n_downsample_global: int = 3,
+                 n_blocks_global: int = 9, n_blocks_local: int = 3, norm: str = "instance"):
+        super().__init__()
+        self.global_net = GlobalGenerator(input_nc, output_nc, ngf * 2, n_downsample_global, n_blocks_global,
+                                          norm, final=False)
+        self.front_stem = _ConvNormReLU(nn.Conv2d(input_nc, ngf, 7), norm, ngf)
+        self.front_down = _ConvNormReLU(nn.Conv2d(ngf, ngf * 2, 3, stride=2, padding=1), norm, ngf * 2)
+        self.blocks = nn.ModuleList(_ResBlock(ngf * 2, norm) for _ in range(n_blocks_local))
+        self.back_up = _ConvNormReLU(nn.ConvTranspose2d(ngf * 2, ngf, 3, stride=2, padding=1, output_padding=1),
+                                     norm, ngf)
+        self.head = nn.Conv2d(ngf, output_nc, 7)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        g = self.global_net(downsample_avg(x))
+        y = self.front_down(self.front_stem(F.pad(x, (3, 3, 3, 3), mode="reflect")))
+        y = y + g
+        for b in self.blocks:
+            y = b(y)
+        y = self.back_up(y)
+        pre = self.head(F.pad(y, (3, 3, 3, 3), mode="reflect"))
+        out = torch.tanh(pre)
+        return (out, {"pre_tanh": pre}) if return_features else out
+
+
+class _UnetLevel(nn.Module):
+    """One pix2pix UnetSkipConnectionBlock (BatchNorm, no dropout)."""
+
+    def __init__(self, outer_nc, inner_nc, input_nc=None, sub=None, outermost=False, innermost=False):
+        super().__init__()
+        input_nc = outer_nc if input_nc is None else input_nc
+        self.outermost, self.innermost = outermost, innermost
+        self.down = nn.Conv2d(input_nc, inner_nc, 4, stride=2, padding=1, bias=False)
+        self.down_norm = None if (outermost or innermost) else nn.BatchNorm2d(inner_nc)
+        self.sub = sub
+        up_in = inner_nc if innermost else inner_nc * 2
+        self.up = nn.ConvTranspose2d(up_in, outer_nc, 4, stride=2, padding=1, bias=outermost)
+        self.up_norm = None if outermost else nn.BatchNorm2d(outer_nc)
+
+    def forward(self, x):
+        if not self.outermost:
+            x = F.leaky_relu(x, 0.2)  # the official in-place LeakyReLU: the skip carries lrelu(x)
+        y = self.down(x)
+        if self.down_norm is not None:
+            y = self.down_norm(y)
+        if self.sub is not None:
+            y = self.sub(y)
+        y = self.up(F.relu(y))
+        if self.outermost:
+            return torch.tanh(y)
+        return torch.cat([x, self.up_norm(y)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """pix2pix U-Net as EDN's ``faceGtype unet``: 5 levels (widths ngf, 2ngf, 4ngf, 8ngf, 8ngf;
+    extra 8ngf levels when ``num_downs > 5``), BatchNorm, tanh output. Input side must be a
+    multiple of ``2**max(5, num_downs)``."""
+
+    def __init__(self, input_nc: int, output_nc: int, ngf: int = 64, num_downs: int = 5):
+        super().__init__()
+        blk = _UnetLevel(ngf * 8, ngf * 8, innermost=True)
+        for _ in range(num_downs - 5):
+            blk = _UnetLevel(ngf * 8, ngf * 8, sub=blk)
+        blk = _UnetLevel(ngf * 4, ngf * 8, sub=blk)
+        blk = _UnetLevel(ngf * 2, ngf * 4, sub=blk)
+        blk = _UnetLevel(ngf, ngf * 2, sub=blk)
+        self.net = _UnetLevel(output_nc, ngf, input_nc=input_nc, sub=blk, outermost=True)
+        self.batch_stats_at_inference = False
+
+    def forward(self, x):
+        if self.training or not self.batch_stats_at_inference:
+            return self.net(x)
+        bns = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        for m in bns:
+            m.train()
+        try:
+            return self.net(x)
+        finally:
+            for m in bns:
+                m.eval()
+
+
+def crop_boxes(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Crop ``x: B,C,H,W`` at per-sample boxes ``B,4`` (miny, maxy, minx, maxx; all the same size)."""
+    b = boxes.tolist() if torch.is_tensor(boxes) else [list(bx) for bx in boxes]
+    if len(b) == 1 or all(bb == b[0] for bb in b):
+        y0, y1, x0, x1 = (int(v) for v in b[0])
+        return x[:, :, y0:y1, x0:x1]
+    return torch.stack([x[i, :, int(y0):int(y1), int(x0):int(x1)] for i, (y0, y1, x0, x1) in enumerate(b)], 0)
+
+
+def paste_residual(x: torch.Tensor, residual: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """``out = x`` with ``out[box] = x[box] + residual`` per sample (differentiable, not clamped)."""
+    b = boxes.tolist() if torch.is_tensor(boxes) else [list(bx) for bx in boxes]
+    out = x.clone()
+    if len(b) == 1 or all(bb == b[0] for bb in b):
+        y0, y1, x0, x1 = (int(v) for v in b[0])
+        out[:, :, y0:y1, x0:x1] = x[:, :, y0:y1, x0:x1] + residual
+        return out
+    for i, (y0, y1, x0, x1) in enumerate(b):
+        out[i, :, int(y0):int(y1), int(x0):int(x1)] = x[i, :, int(y0):int(y1), int(x0):int(x1)] + residual[i]
+    return out
+
+
+class DanceGenerator(nn.Module):
+    """Pose-to-image generator with temporal input and the optional face residual generator.
+
+    ``step_raw(label, prev, boxes) -> dict``: official-range single step (label [0,1], prev and
+    outputs [-1,1]): ``image`` (final), ``g_out`` (before the face residual), ``residual``,
+    ``face_in``. :meth:`generate_video` is the public [0,1] interface.
+    """
+
+    def __init__(self, cfg: DanceModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.netG == "global":
+            self.net = GlobalGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global,
+                                       cfg.n_blocks_global, cfg.norm)
+        elif cfg.netG == "local":
+            self.net = LocalEnhancer(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global,
+                                     cfg.n_blocks_global, cfg.n_blocks_local, cfg.norm)
+        else:
+            raise V2VError(f"model.netG: expected 'global' or 'local', got {cfg.netG!r}")
+        self.face = None
+        if cfg.face_generator:
+            if cfg.face_gtype == "global":
+                self.face = GlobalGenerator(2 * cfg.output_nc, cfg.output_nc, cfg.face_ngf, cfg.face_n_downsample,
+                                            cfg.face_n_blocks, cfg.norm)
+            elif cfg.face_gtype == "unet":
+                self.face = UnetGenerator(2 * cfg.output_nc, cfg.output_nc, cfg.face_ngf)
+                self.face.batch_stats_at_inference = cfg.face_bn_batch_stats
+            else:
+                raise V2VError(f"model.face_gtype: expected 'global' or 'unet', got {cfg.face_gtype!r}")
+
+    def step_raw(self, label: torch.Tensor, prev: torch.Tensor | None, boxes=None, features: bool = False) -> dict:
+        if prev is None:
+            prev = torch.zeros_like(label[:, : self.cfg.output_nc])
+        out = {}
+        g = self.net(torch.cat([label, prev], 1), return_features=features)
+        if features:
+            g, out["features"] = g
+        out["g_out"] = g
+        if self.face is None:
+            out["image"] = g
+            return out
+        if boxes is None:
+            raise V2VError("the face generator is enabled but no face box was given for this frame "
+                           "(pass face boxes, or set model.face_generator=false)")
+        face_in = torch.cat([crop_boxes(label, boxes), crop_boxes(g, boxes)], 1)
+        res = self.face(face_in)
+        out.update(face_in=face_in, residual=res, image=paste_residual(g, res, boxes))
+        return out
+
+    def forward(self, label, prev=None, boxes=None):
+        return self.step_raw(label, prev, boxes)["image"]
+
+    @torch.no_grad()
+    def generate_video(self, labels: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """``labels: B,T,3,H,W`` in [0,1], ``boxes: B,T,4`` -> frames ``B,T,3,H,W`` in [0,1] (the
+        chain feeds each unclamped raw output as the next ``prev``; outputs are clamped)."""
+        prev, outs = None, []
+        for t in range(labels.shape[1]):
+            img = self.step_raw(labels[:, t], prev, None if boxes is None else boxes[:, t])["image"]
+            outs.append(((img + 1) / 2).clamp(0, 1))
+            prev = img
+        return torch.stack(outs, 1)
+
+
+# --------------------------------------------------------------------------------- dataset
+
+
+class DancePairDataset(torch.utils.data.Dataset):
+    """Consecutive frame pairs from puppets-style folders ``{root}/{split}/<video>/``:
+    ``openpose/*_keypoints.json`` (OpenPose JSON) and ``frames/*.png``.
+
+    Poses are rendered to label images as EDN does (:func:`v2v.data.pose_render.render_label`,
+    with a canvas of the frame's aspect ratio so labels align with frames) once, at construction.
+    Items: ``label0, label1, image0, image1`` (``3,H,W`` float in [0,1]), ``face_box`` (``4``
+    long, from frame t, used for both frames as the official training does), ``video`` index.
+    """
+
+    def __init__(self, cfg: DanceDataConfig, split: str = "train", need_face_box: bool = True):
+        import cv2
+
+        from v2v.data.pose import list_pose_files, read_pose
+        from v2v.data.pose_render import canvas_shape_for, render_label
+
+        base = os.path.join(cfg.root, split)
+        if not os.path.isdir(base):
+            raise V2VError(f"dance data: split folder not found: {base}")
+        videos = sorted(d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d, "frames")))
+        if cfg.max_videos:
+            videos = videos[: cfg.max_videos]
+        if not videos:
+            raise V2VError(f"dance data: no '<video>/frames' folders under {base}")
+        self.items, self.videos = [], []
+        for vi, v in enumerate(videos):
+            vdir = os.path.join(base, v)
+            frame_files = sorted(f for f in os.listdir(os.path.join(vdir, "frames")) if f.lower().endswith((".png", ".jpg")))
+            pose_files = list_pose_files(os.path.join(vdir, "openpose"))
+            if len(frame_files) != len(pose_files):
+                raise V2VError(f"{vdir}: {len(frame_files)} frames but {len(pose_files)} pose files")
+            n = len(frame_files) if not cfg.max_frames else min(cfg.max_frames, len(frame_files))
+            labels, images, boxes = [], [], []
+            for t in range(n):
+                img = cv2.imread(os.path.join(vdir, "frames", frame_files[t]), cv2.IMREAD_COLOR)
+                if img is None:
+                    raise V2VError(f"cannot read frame {os.path.join(vdir, 'frames', frame_files[t])}")
+                img = img[:, :, ::-1]
+                fh, fw = img.shape[:2]
+                out_hw = tuple(cfg.size) if cfg.size else (fh, fw)
+                if img.shape[:2] != out_hw:
+                    img = cv2.resize(img, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA)
+                pose = read_pose(pose_files[t])
+                if pose is None:
+                    raise V2VError(f"{pose_files[t]}: no person in this frame")
+                lab, box = render_label(pose, (fh, fw), out_hw, canvas_shape_for((fh, fw), cfg.canvas_height),
+                                        cfg.num_face_keypoints, cfg.map_25_to_23, with_box=True,
+                                        box_hw=tuple(cfg.face_box) if cfg.face_box else None,
+                                        strict_box=need_face_box)
+                labels.append(torch.from_numpy(np.ascontiguousarray(lab)).permute(2, 0, 1).float() / 255.0)
+                images.append(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0)
+                boxes.append(torch.tensor(box, dtype=torch.long))
+            self.videos.append((labels, images, boxes))
+            for t in range(n - cfg.stride):
+                self.items.append((vi, t, t + cfg.stride))
+        if not self.items:
+            raise V2VError(f"dance data: no frame pairs under {base} (need >= {cfg.stride + 1} frames per video)")
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        vi, a, b = self.items[i]
+        labels, images, boxes = self.videos[vi]
+        return {"label0": labels[a], "label1": labels[b], "image0": images[a], "image1": images[b],
+                "face_box": boxes[a], "video": torch.tensor(vi)}
+
+
+# ---------------------------------------------------------------------------------- system
+
+
+class DanceSystem(System):
+    """Everybody Dance Now system: generator (+ face generator), image-pair D, face D, losses."""
+
+    ModelConfig = DanceModelConfig
+    DataConfig = DanceDataConfig
+
+    def __init__(self, cfg: DanceModelConfig, build_losses: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.generator = DanceGenerator(cfg)
+        self.netD = MultiscalePatchDiscriminator(2 * cfg.label_channels + 2 * cfg.output_nc, cfg.ndf, cfg.n_layers_D,
+                                                 cfg.norm, use_sigmoid=False, num_D=cfg.num_D,
+                                                 get_interm_feat=cfg.gan_feat)
+        self.netDface = None
+        if cfg.face_discrim:
+            self.netDface = PatchDiscriminator(cfg.label_channels + cfg.output_nc, cfg.face_ndf, cfg.n_layers_D,
+                                               "batch", use_sigmoid=False, get_interm_feat=False)
+        self.gan = GANLoss(cfg.gan_mode)
+        self.vgg = None
+        if build_losses and cfg.vgg:
+            from v2v.losses.perceptual import VGGLoss
+
+            self.vgg = VGGLoss(weights=cfg.vgg_weights)
+
+    @classmethod
+    def from_config(cls, model_cfg: DanceModelConfig):
+        return cls(model_cfg)
+
+    @classmethod
+    def build_dataset(cls, data_cfg: DanceDataConfig, split: str, model_cfg: DanceModelConfig | None = None):
+        base = os.path.join(data_cfg.root, split)
+        if split != "train" and not os.path.isdir(base):
+            return None
+        need_box = model_cfg is None or model_cfg.face_generator or model_cfg.face_discrim
+        return DancePairDataset(data_cfg, split, need_face_box=need_box)
+
+    def optim_groups(self):
+        g = list(self.generator.face.parameters()) if (self.cfg.train_face_only and self.generator.face is not None) \
+            else list(self.generator.parameters())
+        d = list(self.netD.parameters()) + (list(self.netDface.parameters()) if self.netDface is not None else [])
+        return {"G": g, "D": d}
+
+    def generator_module(self):
+        return self.generator
+
+    def _gan(self, pred, real: bool):
+        if torch.is_tensor(pred):  # official GANLoss on a tensor uses input[-1] (the last sample)
+            pred = pred[-1:]
+        return self.gan(pred, real)
+
+    def losses_raw(self, label0, label1, real0, real1, boxes) -> dict:
+        """Official training forward (``Pix2PixHDModel.forward``). Labels in [0,1], reals in [-1,1].
+
+        Returns the official loss terms plus ``G``/``D`` totals and the generated frames."""
+        cfg = self.cfg
+        s0 = self.generator.step_raw(label0, None, boxes)
+        I0 = s0["image"]
+        s1 = self.generator.step_raw(label1, I0, boxes)
+        I1 = s1["image"]
+        zero = label0.new_zeros(())
+        out = {k: zero for k in ("G_GAN", "G_GAN_Feat", "G_VGG", "D_real", "D_fake", "G_GANface",
+                                 "D_realface", "D_fakeface", "G_L1")}
+        if self.netDface is not None:
+            fl0, fl1 = crop_boxes(label0, boxes), crop_boxes(label1, boxes)
+            ff0, ff1 = crop_boxes(I0, boxes), crop_boxes(I1, boxes)
+            rf0, rf1 = crop_boxes(real0, boxes), crop_boxes(real1, boxes)
+            Df = self.netDface
+            out["D_fakeface"] = 0.5 * self._gan(Df(torch.cat([fl0, ff0.detach()], 1)), False) \
+                + 0.5 * self._gan(Df(torch.cat([fl1, ff1.detach()], 1)), False)
+            out["D_realface"] = 0.5 * self._gan(Df(torch.cat([fl0, rf0], 1)), True) \
+                + 0.5 * self._gan(Df(torch.cat([fl1, rf1], 1)), True)
+            out["G_GANface"] = 0.5 * self._gan(Df(torch.cat([fl0, ff0], 1)), True) \
+                + 0.5 * self._gan(Df(torch.cat([fl1, ff1], 1)), True)
+        pred_fake_pool = self.netD(torch.cat([label0, label1, I0.detach(), I1.detach()], 1))
+        out["D_fake"] = self.gan(pred_fake_pool, False)
+        pred_real = self.netD(torch.cat([label0, label1, real0, real1], 1))
+        out["D_real"] = self.gan(pred_real, True)
+        pred_fake = self.netD(torch.cat([label0, label1, I0, I1], 1))
+        out["G_GAN"] = self.gan(pred_fake, True)
+        if cfg.gan_feat:
+            out["G_GAN_Feat"] = feature_matching_loss(pred_fake, pred_real, feat_weight=4.0 / (cfg.n_layers_D + 1),
+                                                      d_weight=1.0 / cfg.num_D) * cfg.lambda_feat
+        if self.vgg is not None:
+            # the official loss feeds [-1,1] images; VGGLoss takes [0,1] (documented difference)
+            v = (self.vgg((I0 + 1) / 2, (real0 + 1) / 2) + self.vgg((I1 + 1) / 2, (real1 + 1) / 2)) * cfg.lambda_feat
+            if cfg.netG == "global":
+                v = v * 0.5
+            if self.netDface is not None:
+                v = v + 0.5 * cfg.lambda_feat * (self.vgg((ff0 + 1) / 2, (rf0 + 1) / 2)
+                                                 + self.vgg((ff1 + 1) / 2, (rf1 + 1) / 2))
+            out["G_VGG"] = v
+        if cfg.l1_weight:
+            out["G_L1"] = F.l1_loss(I1, real1) * cfg.l1_weight
+        out["G"] = out["G_GAN"] + out["G_GAN_Feat"] + out["G_VGG"] + out["G_GANface"] + out["G_L1"]
+        out["D"] = (out["D_fake"] + out["D_real"]) * 0.5 + (out["D_realface"] + out["D_fakeface"]) * 0.5
+        out["I0"], out["I1"] = I0, I1
+        return out
+
+    def train_step(self, batch: dict, step: int) -> dict:
+        boxes = batch.get("face_box")
+        o = self.losses_raw(batch["label0"], batch["label1"], batch["image0"] * 2 - 1, batch["image1"] * 2 - 1, boxes)
+        logs = {"G": o["G"], "D": o["D"]}
+        for k in ("G_GAN", "G_GAN_Feat", "G_VGG", "G_GANface", "G_L1", "D_real", "D_fake", "D_realface", "D_fakeface"):
+            logs[f"loss/{k}"] = o[k].detach()
+        return logs
+
+    @torch.no_grad()
+    def _pair(self, batch):
+        boxes = batch.get("face_box")
+        labels = torch.stack([batch["label0"], batch["label1"]], 1)
+        b = None if boxes is None else torch.stack([boxes, boxes], 1)
+        return self.generator.generate_video(labels, b)
+
+    @torch.no_grad()
+    def sample(self, batch: dict) -> dict:
+        fake = self._pair(batch)
+        return {"label": batch["label0"], "fake": fake[:, 0], "real": batch["image0"], "fake_next": fake[:, 1]}
+
+    @torch.no_grad()
+    def evaluate(self, batch: dict) -> dict:
+        """Generator L1 (in [0,1] units) of the two-frame chain on held-out pairs."""
+        fake = self._pair(batch)
+        real = torch.stack([batch["image0"], batch["image1"]], 1)
+        return {"l1": float((fake - real).abs().mean())}
+
+
+def default_face_box(out_hw) -> tuple[int, int]:
+    """Face box size used when none is configured: 128 at 512 rows, scaled, multiple of 8."""
+    h = int(out_hw[0])
+    side = 128 if h == 512 else max(8, round(128 * h / 512 / 8.0) * 8)
+    return side, side
+
+
+_ = field  # keep dataclasses.field importable for subclasses
