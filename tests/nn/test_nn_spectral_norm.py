@@ -4,8 +4,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from v2v.nn.spectral_norm import (apply_spectral_norm, convert_legacy_spectral_norm, load_legacy_spectral_norm,
-                                  remove_spectral_norm, spectral_norm)
+from v2v.nn.spectral_norm import (
+    apply_spectral_norm,
+    convert_legacy_spectral_norm,
+    load_legacy_spectral_norm,
+    remove_spectral_norm,
+    spectral_norm,
+)
 
 
 def make(legacy: bool):
