@@ -537,6 +537,14 @@ class Animator:
             stack.enter_context(torch.autocast(device_type=self.source.device.type, dtype=self.autocast_dtype))
         return stack
 
+    def set_initial(self, frame: torch.Tensor) -> None:
+        """Use ``frame`` (``1,3,H,W``) as the initial driving frame of relative mode (e.g. the
+        frame closest to the source pose); predictions do not depend on frame order otherwise."""
+        with self._ctx():
+            self.kp_initial = {k: v[:1].clone() for k, v in _kp_only(self.kp_detector(frame)).items()}
+        if self.adapt_scale and self.mode == "relative":
+            self.scale = movement_scale(self.kp_source["value"], self.kp_initial["value"])
+
     def __call__(self, frames: torch.Tensor, return_all: bool = False):
         with self._ctx():
             n = frames.shape[0]

@@ -1,0 +1,223 @@
+"""FOMM commands: `v2v animate`, `v2v convert fomm`, `v2v parity fomm`, `v2v bench fomm`."""
+from __future__ import annotations
+
+import os
+import sys
+
+FAN_FILES = ("2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth")
+
+
+def register(cli):
+    p = cli.command("animate", help="animate a source image with a driving video (First Order Motion Model)")
+    p.add_argument("--config", required=True, help="official FOMM YAML (with an official .pth.tar) or a v2v fomm YAML")
+    p.add_argument("--checkpoint", required=True, help="official .pth.tar or v2v .safetensors")
+    p.add_argument("--source", required=True, help="source image (any size/mode: RGBA, gray, non-square)")
+    p.add_argument("--driving", required=True, help="driving video (mp4/gif/frame folder)")
+    p.add_argument("--out", required=True, help="output video (.mp4, .gif, or a folder)")
+    p.add_argument("--mode", choices=("relative", "absolute"), default="relative",
+                   help="relative: move the source keypoints by the driving motion (default); absolute: "
+                        "use the driving keypoints as they are")
+    p.add_argument("--adapt-scale", action="store_true",
+                   help="scale relative motion by the keypoint convex-hull area ratio (official normalize_kp)")
+    p.add_argument("--find-best-frame", action="store_true",
+                   help="use the driving frame whose pose is closest to the source as the initial frame "
+                        "(face-alignment landmarks when FAN weights are present, else FOMM keypoints)")
+    p.add_argument("--size", type=int, default=None,
+                   help="working resolution (square); default: the config's image size")
+    p.add_argument("--batch-frames", type=int, default=4, help="driving frames per forward pass (default 4)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision")
+    p.add_argument("--quality", type=float, default=8, help="output video quality 0..10 (default 8)")
+    p.set_defaults(func=run_animate)
+
+    c = cli.group_command("convert", "fomm", help="official FOMM .pth.tar + YAML -> v2v safetensors + YAML")
+    c.add_argument("checkpoint", help="official checkpoint (.pth.tar)")
+    c.add_argument("--config", required=True, help="official FOMM YAML it was trained with")
+    c.add_argument("--out", required=True, help="output directory (fomm.safetensors, fomm.yaml)")
+    c.set_defaults(func=run_convert)
+
+    q = cli.group_command("parity", "fomm", help="run every case of an official FOMM fixture directory")
+    q.add_argument("fixture_dir", help="directory with *.pth.tar, *.yaml and cases.npz")
+    q.add_argument("--atol", type=float, default=1e-4, help="max abs error allowed (default 1e-4)")
+    q.set_defaults(func=run_parity)
+
+    b = cli.group_command("bench", "fomm", help="benchmark FOMM animation (runs tools/bench_fomm.py)")
+    b.add_argument("bench_args", nargs="*", help="arguments for tools/bench_fomm.py (after --)")
+    b.set_defaults(func=run_bench)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def square_resize(img, size: int):
+    """Source/driving rule: center-crop to a square (the shorter side), then resize to size x size
+    (INTER_AREA shrinking, bilinear enlarging). ``img`` np.uint8 HxWx3 RGB."""
+    from v2v.data.image import resize_image
+
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    img = img[y0:y0 + s, x0:x0 + s]
+    if s != size:
+        img = resize_image(img, (size, size))
+    return img
+
+
+def _to_tensor(frames, device):
+    import numpy as np
+    import torch
+
+    a = np.stack(frames) if isinstance(frames, list) else frames[None]
+    return torch.from_numpy(a).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+
+
+def _fan_available() -> bool:
+    import torch
+
+    d = os.path.join(torch.hub.get_dir(), "checkpoints")
+    return all(os.path.isfile(os.path.join(d, f)) for f in FAN_FILES)
+
+
+def _normalize_points(pts):
+    """Center at the mean and scale by sqrt(convex hull area) (official find_best_frame)."""
+    import numpy as np
+    from scipy.spatial import ConvexHull
+
+    pts = pts - pts.mean(axis=0, keepdims=True)
+    area = ConvexHull(pts[:, :2]).volume
+    return pts / np.sqrt(area)
+
+
+def find_best_frame(source_img, reader, size: int, system, device, log=print) -> int:
+    """Index of the driving frame whose normalized pose is closest to the source's."""
+    import numpy as np
+
+    best, best_i = float("inf"), 0
+    if _fan_available():
+        import face_alignment
+
+        fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, device=str(device), compile=False)
+
+        def pose(img):
+            lm = fa.get_landmarks(img)
+            return None if not lm else _normalize_points(lm[0])
+
+        log("find-best-frame: using face-alignment (FAN) landmarks")
+    else:
+        import torch
+
+        log("find-best-frame: face-alignment FAN weights not found in the torch hub cache "
+            f"({', '.join(FAN_FILES)}); using FOMM keypoints instead")
+
+        def pose(img):
+            with torch.inference_mode():
+                kp = system.kp_detector(_to_tensor(img, device))["value"][0].float().cpu().numpy()
+            return _normalize_points(kp.astype(np.float64))
+
+    ref = pose(source_img)
+    if ref is None:
+        log("find-best-frame: no face found in the source; using frame 0")
+        return 0
+    for i, f in enumerate(reader):
+        p = pose(square_resize(f, size))
+        if p is None:
+            continue
+        d = float(((ref - p) ** 2).sum())
+        if d < best:
+            best, best_i = d, i
+    return best_i
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def run_animate(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from v2v.compat.fomm import load_fomm
+    from v2v.data.image import read_image
+    from v2v.data.video import VideoWriter, open_video
+    from v2v.device import resolve_device
+    from v2v.errors import V2VError
+    from v2v.models.fomm import Animator
+
+    if args.batch_frames < 1:
+        raise V2VError(f"--batch-frames must be >= 1, got {args.batch_frames}")
+    device = resolve_device(args.device)
+    system = load_fomm(args.checkpoint, args.config, device=device)
+    size = args.size or system.cfg.image_size
+    if size < 16:
+        raise V2VError(f"--size must be >= 16, got {size}")
+    src = square_resize(read_image(args.source), size)
+    source = _to_tensor(src, device)
+    reader = open_video(args.driving)
+    frames = iter(reader)
+    try:
+        first = next(frames)
+    except StopIteration:
+        raise V2VError(f"{args.driving}: the driving video has no frames") from None
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
+    anim = Animator(system.kp_detector, system.generator, source, mode=args.mode,
+                    adapt_scale=args.adapt_scale, autocast_dtype=dtype)
+    if args.find_best_frame:
+        with open_video(args.driving) as r2:
+            best = find_best_frame(src, r2, size, system, device, log=lambda m: print(m, file=sys.stderr))
+        with open_video(args.driving) as r3:
+            for i, f in enumerate(r3):
+                if i == best:
+                    anim.set_initial(_to_tensor(square_resize(f, size), device))
+                    break
+        print(f"find-best-frame: initial driving frame {best}", file=sys.stderr)
+    total = reader.num_frames
+    n = 0
+    with VideoWriter(args.out, fps=reader.fps, quality=args.quality) as writer, \
+            tqdm(total=total, unit="frame", desc="animate", disable=None) as bar:
+        buf = [square_resize(first, size)]
+
+        def flush():
+            nonlocal n
+            pred = anim(_to_tensor(buf, device))
+            writer.write(pred.clamp(0, 1).cpu())
+            n += len(buf)
+            bar.update(len(buf))
+            buf.clear()
+
+        for f in frames:
+            if len(buf) == args.batch_frames:
+                flush()
+            buf.append(square_resize(f, size))
+        flush()
+    reader.close()
+    print(f"wrote {args.out}: {n} frames at {reader.fps:g} fps, {size}x{size} ({args.mode}"
+          f"{', adapt-scale' if args.adapt_scale else ''}, {args.precision})")
+    return 0
+
+
+def run_convert(args) -> int:
+    from v2v.compat.fomm import convert
+
+    w, c = convert(args.checkpoint, args.config, args.out)
+    print(f"wrote {w}\nwrote {c}")
+    return 0
+
+
+def run_parity(args) -> int:
+    from v2v.compat.fomm import run_parity as parity
+
+    ok, _ = parity(args.fixture_dir, atol=args.atol)
+    return 0 if ok else 1
+
+
+def run_bench(args) -> int:
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = os.path.join(repo, "tools", "bench_fomm.py")
+    if not os.path.isfile(script):
+        from v2v.errors import V2VError
+
+        raise V2VError(f"benchmark script not found: {script} (run from a source checkout)")
+    extra = list(args.bench_args)
+    if getattr(args, "device", None) and args.device != "auto":
+        extra += ["--device", args.device]
+    return subprocess.call([sys.executable, script, *extra])
