@@ -21,10 +21,10 @@ def register(cli):
 
 
 def run(args) -> int:
+    import os
+
     from v2v.train.config import load_experiment
     from v2v.train.trainer import run_experiment
-
-    import os
 
     overrides = list(args.overrides or [])
     resume = args.resume

@@ -20,7 +20,7 @@ from torch import nn
 
 from v2v.models.base import System
 
-__all__ = ["ToyModelConfig", "ToyDataConfig", "ToyGenerator", "ToyDiscriminator", "ToySystem", "SquaresDataset"]
+__all__ = ["SquaresDataset", "ToyDataConfig", "ToyDiscriminator", "ToyGenerator", "ToyModelConfig", "ToySystem"]
 
 
 @dataclass

@@ -31,19 +31,19 @@ from v2v.errors import V2VError
 from v2v.utils import atomic_path
 
 __all__ = [
-    "FORMAT",
     "EMA_PREFIX",
-    "save_weights",
-    "load_weights",
-    "read_weights",
-    "read_metadata",
+    "FORMAT",
     "check_state_dict",
-    "save_state",
-    "load_state",
     "checkpoint_paths",
     "find_latest",
-    "resolve_resume",
+    "load_state",
+    "load_weights",
     "prune_checkpoints",
+    "read_metadata",
+    "read_weights",
+    "resolve_resume",
+    "save_state",
+    "save_weights",
 ]
 
 FORMAT = "v2v-weights-1"
@@ -86,7 +86,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     try:
         with safe_open(path, framework="pt", device="cpu") as f:
             return dict(f.metadata() or {})
-    except Exception as exc:  # safetensors raises several types for foreign files
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for foreign files
         raise V2VError(_not_ours_message(path, exc)) from None
 
 
@@ -99,8 +99,8 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     try:
         with safe_open(path, framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
+    except Exception as exc:  # noqa: BLE001 - same as above
         raise V2VError(_not_ours_message(path, exc)) from None
     return tensors, meta
 
@@ -253,7 +253,7 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     _check_exists(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a user-file problem
         raise V2VError(f"{path} is not a v2v trainer state file: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from v2v.config import apply_overrides, from_dict, load_yaml, parse_override
 from v2v.errors import V2VError
 
-__all__ = ["TrainConfig", "make_experiment_config", "load_experiment", "group_value", "lr_factor"]
+__all__ = ["TrainConfig", "group_value", "load_experiment", "lr_factor", "make_experiment_config"]
 
 SCHEDULES = ("constant", "step", "linear")
 

@@ -20,7 +20,7 @@ import torch
 
 from v2v.errors import V2VError
 
-__all__ = ["ResumableBatchSampler", "SeededItems", "item_seed", "make_train_loader", "make_eval_loader"]
+__all__ = ["ResumableBatchSampler", "SeededItems", "item_seed", "make_eval_loader", "make_train_loader"]
 
 
 def item_seed(seed: int, epoch: int, pos: int) -> int:

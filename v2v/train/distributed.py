@@ -25,8 +25,16 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "average_gradients", "broadcast_module", "all_reduce_mean",
-           "all_gather_object", "barrier", "shutdown"]
+__all__ = [
+    "DistInfo",
+    "all_gather_object",
+    "all_reduce_mean",
+    "average_gradients",
+    "barrier",
+    "broadcast_module",
+    "init_distributed",
+    "shutdown",
+]
 
 
 @dataclass

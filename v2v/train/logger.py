@@ -66,7 +66,7 @@ class RunLogger:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(os.path.join(out_dir, "tb"), purge_step=start_step or None)
-            except Exception as exc:  # tensorboard missing or broken: keep training
+            except Exception as exc:  # noqa: BLE001 - tensorboard missing or broken: keep training
                 log.warning("TensorBoard disabled: %s", exc)
         if progress:
             from tqdm import tqdm
@@ -156,7 +156,7 @@ class RunLogger:
         try:
             with atomic_path(path) as tmp:
                 iio.imwrite(tmp, frames, extension=".gif", duration=125, loop=0)
-        except Exception as exc:  # an optional preview must never stop training
+        except Exception as exc:  # noqa: BLE001 - an optional preview must never stop training
             log.warning("could not write %s: %s", path, exc)
 
     def close(self) -> None:

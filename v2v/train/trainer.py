@@ -52,7 +52,7 @@ from v2v.train.distributed import (
 )
 from v2v.train.logger import RunLogger
 
-__all__ = ["Trainer", "run_experiment", "setup_determinism", "get_rng_state", "set_rng_state"]
+__all__ = ["Trainer", "get_rng_state", "run_experiment", "set_rng_state", "setup_determinism"]
 
 log = logging.getLogger("v2v.train")
 
