@@ -40,6 +40,11 @@ KNOWN_WEIGHTS: dict[str, WeightInfo] = {
     "lpips_alex": WeightInfo("lpips_alex_v0.1.pth",
                              "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
                              "LPIPS linear heads (alex, v0.1); save as lpips_alex_v0.1.pth"),
+    "vgg16": WeightInfo("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
+                        "torchvision VGG16 (ImageNet), LPIPS-vgg backbone"),
+    "lpips_vgg": WeightInfo("lpips_vgg_v0.1.pth",
+                            "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
+                            "LPIPS linear heads (vgg, v0.1); save as lpips_vgg_v0.1.pth"),
     "i3d": WeightInfo("i3d_torchscript.pt", "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt",
                       "I3D (Kinetics-400) TorchScript, FVD"),
 }
