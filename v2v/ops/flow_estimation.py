@@ -21,9 +21,12 @@ import torch.nn.functional as F
 
 from v2v.errors import V2VError, unknown_key_message
 
+from .flow import resize_flow
+
 __all__ = ["FLOW_METHODS", "estimate_flow", "load_raft"]
 
 FLOW_METHODS = ("dis", "farneback", "raft", "raft_small")
+_RAFT_MIN = 128
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -101,13 +104,13 @@ def load_raft(name: str = "raft_large", path=None, device="cpu") -> torch.nn.Mod
     or the torch hub cache; nothing is downloaded) and are read with
     ``torch.load(weights_only=True)``. A missing file raises V2VError naming the file to download.
     """
-    from torchvision.models.optical_flow import raft_large, raft_small
-
     from v2v.weights import find_weights
 
     if name not in ("raft_large", "raft_small"):
         raise V2VError(unknown_key_message("RAFT model", name, ("raft_large", "raft_small")))
     file = find_weights(name, path)
+    from torchvision.models.optical_flow import raft_large, raft_small
+
     model = (raft_large if name == "raft_large" else raft_small)(weights=None, progress=False)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
@@ -134,13 +137,25 @@ def _raft_flow(a: torch.Tensor, b: torch.Tensor, method: str, kw: dict) -> torch
     if model is None:
         model = _raft_cached(name, None if path is None else str(path), str(a.device))
     h, w = a.shape[-2:]
-    ph, pw = (-h) % 8, (-w) % 8
+    x, y = a.float() * 2 - 1, b.float() * 2 - 1
+    # RAFT's correlation pyramid needs >= 128 px per side: smaller inputs are upscaled first.
+    small = min(h, w) < _RAFT_MIN
+    if small:
+        s = _RAFT_MIN / min(h, w)
+        size = (max(_RAFT_MIN, round(h * s)), max(_RAFT_MIN, round(w * s)))
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+    hh, ww = x.shape[-2:]
+    ph, pw = (-hh) % 8, (-ww) % 8
     pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    x = F.pad(a.float() * 2 - 1, pad, mode="replicate")
-    y = F.pad(b.float() * 2 - 1, pad, mode="replicate")
+    x = F.pad(x, pad, mode="replicate")
+    y = F.pad(y, pad, mode="replicate")
     with torch.no_grad():
         flow = model(x, y, num_flow_updates=iters)[-1]
-    return flow[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w].contiguous()
+    flow = flow[:, :, pad[2] : pad[2] + hh, pad[0] : pad[0] + ww].contiguous()
+    if small:
+        flow = resize_flow(flow, (h, w))
+    return flow
 
 
 def estimate_flow(a, b, method: str = "dis", **kw) -> torch.Tensor:
@@ -151,7 +166,8 @@ def estimate_flow(a, b, method: str = "dis", **kw) -> torch.Tensor:
             (uint8 0..255 or float [0,1]). Same size.
         method: ``"dis"`` (OpenCV DIS, preset ``"medium"`` by default; fast on CPU),
             ``"farneback"`` (OpenCV Farneback), ``"raft"`` / ``"raft_small"`` (torchvision RAFT;
-            needs local weights, see :func:`load_raft`; input is padded to multiples of 8).
+            needs local weights, see :func:`load_raft`; input is padded to multiples of 8 and
+            sides under 128 px are upscaled first, the flow scaled back).
         **kw: method options. DIS: ``preset`` ("ultrafast" | "fast" | "medium") and any
             ``cv2.DISOpticalFlow`` setter in snake case (``finest_scale=0``). Farneback: the
             ``cv2.calcOpticalFlowFarneback`` arguments (``levels``, ``winsize``...). RAFT:
