@@ -189,7 +189,7 @@ def test_video_folder_pairs_same_video_and_deterministic(shared):
     a = ds[1]  # 08.mp4
     assert a["name"] == "08" and a["source"].shape == (3, 32, 32)
     i, j = a["frame_ids"].tolist()
-    assert 0 <= i < j < 150
+    assert 0 <= i <= j < 150  # FOMM: sorted, drawn with replacement
     # both frames really come from 08.mp4 at those indices
     from v2v.data.image import resize_image
     from v2v.data.video import open_video
@@ -280,3 +280,46 @@ def test_video_folder_clips_timeflip_jitter_and_global_rng(tmp_path):
         VideoFolderDataset(tmp_path, mode="clips", n_frames=9, split="train", seed=0)[0]
     with pytest.raises(V2VError, match="test: video folder not found"):
         VideoFolderDataset(tmp_path, split="test")
+
+
+def test_video_folder_strip_images_and_whole_video(tmp_path):
+    """FOMM's 'image of concatenated frames' format and n_frames=None (whole video)."""
+    from v2v.data.image import write_image
+
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    write_image(tmp_path / "strip.png", np.concatenate(list(frames), axis=1))  # 8 x 40
+    ds = VideoFolderDataset(tmp_path, mode="clips", n_frames=None, size=None, seed=0)
+    it = ds[0]
+    assert it["name"] == "strip" and it["frame_ids"].tolist() == [0, 1, 2, 3, 4]
+    torch.testing.assert_close(it["video"], torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
+    pairs = VideoFolderDataset(tmp_path, mode="pairs", size=(4, 4), seed=0)[0]
+    i, j = pairs["frame_ids"].tolist()
+    assert i <= j and pairs["source"].shape == (3, 4, 4)
+    write_image(tmp_path / "strip.png", np.zeros((8, 20, 3), np.uint8))
+    with pytest.raises(V2VError, match=r"strip\.png: width 20 is not a multiple of the frame width 8"):
+        VideoFolderDataset(tmp_path, mode="clips", n_frames=None, size=None, seed=0)[0]
+
+
+def test_toycity_flow_loaded_with_backward_convention(tmp_path):
+    """Integration with the synthetic generator: flowprev warps frame t-1 onto frame t."""
+    toycity = pytest.importorskip("v2v.data.synthetic.toycity")
+    from v2v.ops.warp import warp
+
+    toycity.generate_toycity(tmp_path, videos=1, frames=3, size=(32, 64), seed=1, progress=False)
+    ds = LabelSequenceDataset(tmp_path, "train", n_frames=3, label_nc=toycity.LABEL_NC)
+    it = ds[0]
+    assert it["flow"].shape == (2, 2, 32, 64) and it["flowprev"].shape == (2, 2, 32, 64)
+    assert it["occprev"].shape == (2, 1, 32, 64)
+    assert int(it["instances"].max()) >= 1000  # toycity writes label*1000+k instance ids
+    img = it["images"]
+    for t in (1, 2):
+        pred = warp(img[t - 1 : t], it["flowprev"][t - 1 : t])
+        valid = it["occprev"][t - 1 : t] < 0.5
+        err = (pred - img[t : t + 1]).abs().mean(1, keepdim=True)[valid]
+        assert valid.float().mean() > 0.5
+        assert float(err.mean()) < 0.02
+        # and the flow is not trivially zero: the unwarped frame differs more
+        assert float((img[t - 1 : t] - img[t : t + 1]).abs().mean(1, keepdim=True)[valid].mean()) > float(
+            err.mean()
+        )

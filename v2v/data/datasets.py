@@ -500,12 +500,17 @@ class PairedImageDataset(torch.utils.data.Dataset):
 # video folders (FOMM)
 
 
+def _has_images(d: Path) -> bool:
+    return any(c.suffix.lower() in IMAGE_EXTENSIONS and not c.name.startswith(".") for c in d.iterdir())
+
+
 def _list_videos(folder: Path) -> list[Path]:
     out = []
     for p in folder.iterdir():
         if p.name.startswith("."):
             continue
-        if (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or (
+        suf = p.suffix.lower()
+        if (p.is_file() and (suf in VIDEO_EXTENSIONS or suf in IMAGE_EXTENSIONS)) or (
             p.is_dir()
             and any(c.suffix.lower() in IMAGE_EXTENSIONS and not c.name.startswith(".") for c in p.iterdir())
         ):
@@ -513,32 +518,61 @@ def _list_videos(folder: Path) -> list[Path]:
     return sorted(out, key=lambda p: natural_key(p.name))
 
 
+class _Strip:
+    """FOMM's "image of concatenated frames": frames of width ``fw`` side by side in one image."""
+
+    def __init__(self, path: Path, frame_width: int | None):
+        self.path = path
+        self.img = read_image(path)
+        h, w = self.img.shape[:2]
+        fw = int(frame_width or h)  # FOMM strips hold square frames
+        if fw <= 0 or w % fw:
+            raise V2VError(f"{path}: width {w} is not a multiple of the frame width {fw} (strip of frames)")
+        self.fw = fw
+        self.num_frames = w // fw
+
+    def read(self, ids):
+        return np.stack([self.img[:, i * self.fw : (i + 1) * self.fw] for i in ids])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class VideoFolderDataset(torch.utils.data.Dataset):
     """Videos for motion transfer (FOMM layout): ``root/<split>/<video>.mp4`` or ``<video>/`` frames.
 
     ``split=None`` uses the videos directly under ``root``. Each entry is a video file
-    (mp4/mov/avi/webm/mkv/gif) or a folder of frames (natural order).
+    (mp4/mov/avi/webm/mkv/gif), a folder of frames (natural order), or - as in FOMM - one image
+    holding the frames side by side (width ``strip_frame_width``, default the image height,
+    i.e. square frames).
 
     Modes:
-      * ``"pairs"`` (FOMM training): two frames of one video, indices drawn without replacement
-        and sorted (source first). Item: ``source``, ``driving`` (float ``3,H,W`` in [0,1]),
-        ``name``, ``frame_ids`` (``LongTensor 2``).
-      * ``"clips"``: ``n_frames`` frames ``stride`` apart from a random start. Item:
+      * ``"pairs"`` (FOMM training): two frame indices drawn uniformly *with replacement* and
+        sorted (source first), exactly FOMM's ``np.sort(np.random.choice(n, 2))``. Item:
+        ``source``, ``driving`` (float ``3,H,W`` in [0,1]), ``name``, ``frame_ids``
+        (``LongTensor 2``).
+      * ``"clips"``: ``n_frames`` frames ``stride`` apart from a random start; ``n_frames=None``
+        gives the whole video from frame 0 (FOMM's test-time reconstruction input). Item:
         ``video`` (float ``T,3,H,W``), ``name``, ``frame_ids``.
 
     ``repeats`` multiplies the epoch length (FOMM's ``DatasetRepeater``: item ``i`` uses video
-    ``i % num_videos``). ``size = (H, W)`` resizes every frame (anisotropically for a different
-    aspect ratio, as FOMM does).
+    ``i % num_videos``; unlike FOMM, a broken video raises instead of being retried forever).
+    ``size = (H, W)`` resizes every frame (INTER_AREA; anisotropic for another aspect ratio, as
+    FOMM does); ``None`` keeps the native size.
 
-    ``augment`` (all off by default; FOMM's vox config uses
+    ``augment`` (all off by default; FOMM's vox config corresponds to
     ``dict(flip=True, time_flip=True, jitter=dict(brightness=0.1, contrast=0.1, saturation=0.1,
     hue=0.1))``): ``flip`` horizontal flip with p=0.5; ``time_flip`` reverses the frame order
     with p=0.5 (swaps source and driving); ``jitter`` colour jitter in torchvision semantics
     (brightness/contrast/saturation factors uniform in ``[1-v, 1+v]``, hue shift uniform in
-    ``[-v, v]`` turns, applied in that order with :mod:`kornia.enhance`). The parameters are
-    drawn once per item and applied identically to every frame (source and driving alike).
-    The random draws always happen in the same order (frames, flip, time flip, jitter), so
-    enabling an augmentation does not change which frames are sampled.
+    ``[-v, v]`` turns, applied in that order with :mod:`kornia.enhance`; a number means the
+    same v for all four). The parameters are drawn once per item and applied identically to
+    every frame (source and driving alike). The random draws always happen in the same order
+    (frames, flip, time flip, jitter), so enabling an augmentation does not change which frames
+    are sampled.
 
     Randomness: ``seed=None`` uses torch's global RNG (seeded per item by the trainer);
     ``seed=int`` makes ``ds[i]`` a pure function of (seed, epoch, i); see :meth:`set_epoch`.
@@ -548,13 +582,14 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         self,
         root: str | os.PathLike,
         mode: str = "pairs",
-        n_frames: int = 2,
+        n_frames: int | None = 2,
         size=(256, 256),
         repeats: int = 1,
         augment: dict | None = None,
         split: str | None = None,
         stride: int = 1,
         seed: int | None = None,
+        strip_frame_width: int | None = None,
     ):
         if mode not in ("pairs", "clips"):
             raise V2VError(f"VideoFolderDataset: unknown mode '{mode}' (valid: pairs, clips)")
@@ -565,19 +600,23 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         self.videos = _list_videos(folder)
         if not self.videos:
             raise V2VError(
-                f"{folder}: contains no videos (expected *.mp4/*.mov/*.avi/*.webm/*.mkv/*.gif or frame folders)"
+                f"{folder}: contains no videos (expected *.mp4/*.mov/*.avi/*.webm/*.mkv/*.gif, "
+                "frame folders or frame-strip images)"
             )
         self.mode = mode
-        self.n_frames = int(n_frames)
-        if mode == "clips" and self.n_frames < 1:
-            raise V2VError(f"VideoFolderDataset: n_frames must be >= 1, got {n_frames}")
+        self.n_frames = None if n_frames is None else int(n_frames)
+        if mode == "clips" and self.n_frames is not None and self.n_frames < 1:
+            raise V2VError(f"VideoFolderDataset: n_frames must be >= 1 or None, got {n_frames}")
         self.size = _size_hw(size)
         self.repeats = int(repeats)
         if self.repeats < 1:
             raise V2VError(f"VideoFolderDataset: repeats must be >= 1, got {repeats}")
         self.stride = int(stride)
+        if self.stride < 1:
+            raise V2VError(f"VideoFolderDataset: stride must be >= 1, got {stride}")
         self.seed = seed
         self.epoch = 0
+        self.strip_frame_width = strip_frame_width
         aug = dict(augment or {})
         unknown = set(aug) - {"flip", "time_flip", "jitter"}
         if unknown:
@@ -592,7 +631,8 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         bad = set(jit) - {"brightness", "contrast", "saturation", "hue"}
         if bad:
             raise V2VError(
-                f"VideoFolderDataset: unknown jitter key(s) {sorted(bad)} (valid: brightness, contrast, saturation, hue)"
+                f"VideoFolderDataset: unknown jitter key(s) {sorted(bad)} "
+                "(valid: brightness, contrast, saturation, hue)"
             )
         self.jitter = {k: float(jit.get(k, 0.0)) for k in ("brightness", "contrast", "saturation", "hue")}
         self._counts: dict[int, int] = {}
@@ -612,6 +652,11 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         )
         return torch.Generator().manual_seed(int(s[0]) << 32 | int(s[1]))
 
+    def _open(self, path: Path):
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            return _Strip(path, self.strip_frame_width)
+        return open_video(path)
+
     def _count(self, vi: int, reader) -> int:
         if vi not in self._counts:
             n = reader.num_frames
@@ -621,18 +666,18 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         return self._counts[vi]
 
     def _sample_ids(self, n: int, g, path: Path) -> list[int]:
+        if n < 1:
+            raise V2VError(f"{path}: contains no frames")
         if self.mode == "pairs":
-            if n < 1:
-                raise V2VError(f"{path}: contains no frames")
-            if n == 1:
-                torch.rand(2, generator=g)  # keep the draw count fixed
-                return [0, 0]
-            perm = torch.randperm(n, generator=g)[:2]
-            return sorted(int(i) for i in perm)
+            return sorted(int(i) for i in torch.randint(0, n, (2,), generator=g))
+        if self.n_frames is None:
+            torch.rand(1, generator=g)  # keep the draw count fixed
+            return list(range(0, n, self.stride))
         span = (self.n_frames - 1) * self.stride + 1
         if n < span:
             raise V2VError(
-                f"{path}: has {n} frames, fewer than the {span} a clip of n_frames={self.n_frames} with stride={self.stride} needs"
+                f"{path}: has {n} frames, fewer than the {span} a clip of n_frames={self.n_frames} "
+                f"with stride={self.stride} needs"
             )
         st = int(torch.randint(0, n - span + 1, (1,), generator=g))
         return [st + k * self.stride for k in range(self.n_frames)]
@@ -666,7 +711,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         vi = index % len(self.videos)
         path = self.videos[vi]
         g = self._generator(index)
-        with open_video(path) as r:
+        with self._open(path) as r:
             n = self._count(vi, r)
             ids = self._sample_ids(n, g, path)
             frames = r.read(ids)
