@@ -166,6 +166,42 @@ def test_garbage_and_empty_files(tmp_path):
         open_video(tmp_path / "nope.mp4")
 
 
+def test_zero_frame_mp4(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    z = tmp_path / "zero.mp4"
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=16x16:d=1",
+    ]
+    subprocess.run([*cmd, "-frames:v", "0", "-c:v", "libx264", str(z)], check=True)
+    with pytest.raises(V2VError, match=r"zero\.mp4: contains no frames"):
+        read_video(z)
+
+
+def test_early_stop_kills_decoder(shared):
+    r = open_video(shared / "data/animation/driving/00.mp4")
+    it = iter(r)
+    next(it)
+    proc = r._proc
+    assert proc is not None and proc.poll() is None
+    r.close()
+    assert proc.poll() is not None
+    with open_video(shared / "data/animation/driving/00.mp4") as r2:
+        for _ in r2:
+            break
+        proc = r2._proc
+    assert proc.poll() is not None
+
+
 @pytest.mark.parametrize("name", ["out.mp4", "out.gif", "outdir"])
 def test_exception_inside_writer_leaves_nothing(tmp_path, name):
     clip = synthetic_clip(3, 16, 16)

@@ -124,8 +124,9 @@ def _probe(path: str) -> dict:
     text = r.stderr.decode("utf-8", "replace")
     vlines = [ln for ln in text.splitlines() if ln.lstrip().startswith("Stream ") and " Video: " in ln]
     if not vlines:
-        why = "no video stream" if "Input #0" in text else "truncated or not a video"
-        raise V2VError(f"{path}: cannot decode ({why})")
+        if "Input #0" in text:
+            raise V2VError(f"{path}: contains no frames (no video stream)")
+        raise V2VError(f"{path}: cannot decode (truncated or not a video)")
     line = vlines[0]
     m = re.search(r", (\d+)x(\d+)[ ,\[]", line + " ")
     if not m:
@@ -160,32 +161,19 @@ def _probe(path: str) -> dict:
     return {"size": (w, h), "fps": fps, "pix_fmt": pix, "duration": dur, "crop": crop}
 
 
-def _container_count(path: str) -> int | None:
+def _cv2_info(path: str) -> tuple[int | None, float | None]:
+    """(frame count from the container index, exact fps) via OpenCV's FFmpeg backend, or Nones."""
     try:
         import cv2
     except ImportError:  # pragma: no cover
-        return None
+        return None, None
     cap = cv2.VideoCapture(path)
     try:
         if not cap.isOpened():
-            return None
+            return None, None
         n = round(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        return n if n > 0 else None
-    finally:
-        cap.release()
-
-
-def _cv2_fps(path: str) -> float | None:
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover
-        return None
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            return None
         f = float(cap.get(cv2.CAP_PROP_FPS))
-        return f if f > 0 else None
+        return (n if n > 0 else None), (f if f > 0 else None)
     finally:
         cap.release()
 
@@ -246,11 +234,11 @@ class VideoReader:
             self._alpha = (
                 pf.startswith(("yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya")) or pf == "pal8"
             )
-            self.num_frames = _container_count(p) if ext in _EXACT_COUNT else None
+            count, f_cv = _cv2_info(p)
+            self.num_frames = count if ext in _EXACT_COUNT else None
             if fps:
                 self.fps = float(fps)
             else:
-                f_cv = _cv2_fps(p)
                 f = info["fps"]
                 # the header prints e.g. "29.97 fps"; cv2 gives the exact rational when it agrees
                 self.fps = f_cv if (f_cv and (not f or abs(f_cv - f) <= 0.01 * f)) else (f or DEFAULT_FPS)
@@ -482,7 +470,8 @@ def read_video(path: str | os.PathLike, fps: float | None = None, max_frames: in
     with open_video(path, fps=fps) as r:
         frames = r.read(max_frames=max_frames)
         meta = r.meta
-    meta["num_frames"] = meta["num_frames"] if max_frames is not None and meta["num_frames"] else len(frames)
+    if max_frames is None or meta["num_frames"] is None:
+        meta["num_frames"] = len(frames)  # what actually decoded
     return frames, meta
 
 
