@@ -53,3 +53,31 @@ def test_kl_normal():
     assert float(kl_normal(mu, logvar)) == pytest.approx(3 * per)
     assert float(kl_normal(mu, logvar, "sum")) == pytest.approx(6 * per)
     assert float(kl_normal(mu, logvar, "mean")) == pytest.approx(per)
+
+
+def test_masked_reduction_mean_is_vid2vid():
+    a = torch.zeros(1, 2, 2, 2)
+    b = torch.ones(1, 2, 2, 2) * 2
+    m = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    assert float(l1_loss(a, b, m, reduction="mean")) == pytest.approx(2 * 2 / 8)
+    assert float(l1_loss(a, b, m)) == pytest.approx(2.0)
+
+
+def test_warp_loss_shift_and_flow_loss():
+    from v2v.losses.temporal import flow_loss, video_warp_loss, warp_loss
+
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 8, 10)
+    nxt = torch.roll(img, shifts=1, dims=3)  # content moves 1 px right: nxt(p) = img(p - (1, 0))
+    flow = torch.zeros(1, 2, 8, 10)
+    flow[:, 0] = -1.0
+    interior = torch.zeros(1, 1, 8, 10)
+    interior[..., 1:] = 1.0  # the wrapped-around column is not explained by the flow
+    assert float(warp_loss(nxt, img, flow, interior)) == pytest.approx(0.0, abs=1e-6)
+    assert float(warp_loss(nxt, img, torch.zeros_like(flow), interior)) > 0.05
+    video = torch.stack([img, nxt], 1)
+    assert float(video_warp_loss(video, flow.unsqueeze(1), interior.unsqueeze(1))) == pytest.approx(0.0, abs=1e-6)
+    ref = torch.ones(1, 2, 4, 4)
+    conf = torch.zeros(1, 1, 4, 4)
+    conf[..., :2, :] = 1.0
+    assert float(flow_loss(torch.zeros(1, 2, 4, 4), ref, conf)) == pytest.approx(0.5)

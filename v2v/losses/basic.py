@@ -23,14 +23,29 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 
     return (x * m).sum() / m.sum().clamp_min(eps)
 
 
-def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean absolute error, optionally masked (``mask`` e.g. ``B,1,H,W`` in [0,1]); any shape."""
-    return masked_mean((pred - target).abs(), mask)
+def _reduce(err: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    if reduction == "masked":
+        return masked_mean(err, mask)
+    if reduction == "mean":
+        return err.mean() if mask is None else (err * mask.to(err.dtype)).mean()
+    raise ValueError(f"reduction must be 'masked' or 'mean', got {reduction!r}")
 
 
-def l2_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error, optionally masked (``mask`` e.g. ``B,1,H,W`` in [0,1]); any shape."""
-    return masked_mean((pred - target).pow(2), mask)
+def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+            reduction: str = "masked") -> torch.Tensor:
+    """Mean absolute error, optionally masked (``mask`` e.g. ``B,1,H,W`` in [0,1]); any shape.
+
+    ``reduction="masked"``: divide by the mask's total weight (the mean over the masked
+    region); ``"mean"``: divide by the number of elements (vid2vid's ``MaskedL1Loss``,
+    ``L1(pred * mask, target * mask)``).
+    """
+    return _reduce((pred - target).abs(), mask, reduction)
+
+
+def l2_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+            reduction: str = "masked") -> torch.Tensor:
+    """Mean squared error, optionally masked; ``reduction`` as :func:`l1_loss`."""
+    return _reduce((pred - target).pow(2), mask, reduction)
 
 
 def _diffs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
