@@ -28,33 +28,58 @@ def test_pixel_norm_roundtrip(ac):
     assert torch.allclose(grid_px, pixel_grid(7, 13), atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["grid_sample", "gather"])
 @pytest.mark.parametrize("padding", ["border", "zeros", "reflection"])
 @pytest.mark.parametrize("ac", [True, False])
-def test_zero_flow_is_exact_identity(padding, ac):
+def test_zero_flow_is_exact_identity(padding, ac, backend):
     torch.manual_seed(0)
     for h, w in [(7, 9), (33, 64), (100, 37)]:
         img = torch.rand(2, 3, h, w)
-        out = warp(img, torch.zeros(2, 2, h, w), padding_mode=padding, align_corners=ac)
-        assert torch.equal(out, img)
-        out = warp(img, torch.zeros(2, 2, h, w), padding_mode=padding, align_corners=ac, mode="nearest")
-        assert torch.equal(out, img)
+        zero = torch.zeros(2, 2, h, w)
+        assert torch.equal(warp(img, zero, padding, ac, backend=backend), img)
+        assert torch.equal(warp(img, zero, padding, ac, mode="nearest", backend=backend), img)
+        # also inside autograd, with gradients requested on both inputs
+        out = warp(
+            img.clone().requires_grad_(True), zero.clone().requires_grad_(True), padding, ac, backend=backend
+        )
+        assert torch.equal(out.detach(), img)
 
 
+def test_partially_zero_flow_exact_where_zero_and_grads_flow():
+    torch.manual_seed(1)
+    img = torch.rand(1, 3, 16, 16)
+    flow = torch.randn(1, 2, 16, 16)
+    flow[:, :, :8] = 0  # static top half
+    out = warp(img, flow)
+    assert torch.equal(out[:, :, :8], img[:, :, :8])
+    assert (out[:, :, 8:] - warp(img, flow, backend="gather")[:, :, 8:]).abs().max() < 1e-5
+    # the exact-value select keeps grid_sample's gradient w.r.t. the flow at zero-flow pixels
+    fz = torch.zeros(1, 2, 16, 16, requires_grad=True)
+    g = torch.autograd.grad(warp(img, fz).sum(), fz)[0]
+    plain = torch.nn.functional.grid_sample(img, flow_to_grid(fz), align_corners=True, padding_mode="border")
+    gg = torch.autograd.grad(plain.sum(), fz)[0]
+    assert g.abs().sum() > 0 and (g - gg).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["grid_sample", "gather"])
 @pytest.mark.parametrize("padding", ["border", "zeros"])
-def test_integer_flow_is_shift(padding):
+def test_integer_flow_is_shift(padding, backend):
     torch.manual_seed(1)
     img = torch.rand(1, 3, 20, 24)
     dx, dy = 3, -2
     flow = torch.zeros(1, 2, 20, 24)
     flow[:, 0] = dx
     flow[:, 1] = dy
-    out = warp(img, flow, padding_mode=padding)
+    out = warp(img, flow, padding_mode=padding, backend=backend)
     # out[i, j] = img[i + dy, j + dx] wherever that is inside the image
-    assert torch.equal(out[:, :, 2:, : 24 - 3], img[:, :, :-2, 3:])
-    if padding == "zeros":
-        assert torch.all(out[:, :, :, 24 - 3 :] == 0) and torch.all(out[:, :, :2] == 0)
+    if backend == "gather":
+        assert torch.equal(out[:, :, 2:, : 24 - 3], img[:, :, :-2, 3:])
     else:
-        assert torch.equal(out[:, :, 5, 23], img[:, :, 3, 23])  # clamped to the border column
+        assert (out[:, :, 2:, : 24 - 3] - img[:, :, :-2, 3:]).abs().max() < 1e-5  # grid rounding
+    if padding == "zeros":
+        assert out[:, :, :, 24 - 3 :].abs().max() < 1e-6 and out[:, :, :2].abs().max() < 1e-6
+    else:
+        assert (out[:, :, 5, 23] - img[:, :, 3, 23]).abs().max() < 1e-6  # clamped to the border column
 
 
 def test_warp_matches_kornia_remap():
@@ -68,7 +93,7 @@ def test_warp_matches_kornia_remap():
     for pad in ["zeros", "border"]:
         ref = kornia.geometry.transform.remap(img, map_x, map_y, align_corners=True, padding_mode=pad)
         assert (warp(img, flow, padding_mode=pad) - ref).abs().max() < 1e-5
-        assert (warp(img, flow, padding_mode=pad, exact=False) - ref).abs().max() < 1e-5
+        assert (warp(img, flow, padding_mode=pad, backend="gather") - ref).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("padding", ["border", "zeros", "reflection"])
@@ -78,10 +103,10 @@ def test_exact_path_matches_grid_sample_path(padding, ac):
     img = torch.rand(2, 3, 11, 13)
     flow = torch.randn(2, 2, 11, 13) * 5
     a = warp(img, flow, padding, ac)
-    b = warp(img, flow, padding, ac, exact=False)
+    b = warp(img, flow, padding, ac, backend="gather")
     assert (a - b).abs().max() < 1e-5
     an = warp(img, flow.round() + 0.25, padding, ac, mode="nearest")
-    bn = warp(img, flow.round() + 0.25, padding, ac, mode="nearest", exact=False)
+    bn = warp(img, flow.round() + 0.25, padding, ac, mode="nearest", backend="gather")
     assert torch.equal(an, bn)
 
 
@@ -90,7 +115,7 @@ def test_warp_gradients_match_grid_sample():
     img = torch.rand(1, 2, 9, 10)
     flow = (torch.randn(1, 2, 9, 10) * 2).requires_grad_(True)
     g1 = torch.autograd.grad(warp(img, flow).square().sum(), flow)[0]
-    g2 = torch.autograd.grad(warp(img, flow, exact=False).square().sum(), flow)[0]
+    g2 = torch.autograd.grad(warp(img, flow, backend="gather").square().sum(), flow)[0]
     assert (g1 - g2).abs().max() < 1e-4
 
 

@@ -5,11 +5,15 @@ channel 1 = y (down), and it is a *backward* flow::
 
     out[b, :, i, j] = image[b, :, i + flow[b, 1, i, j], j + flow[b, 0, i, j]]
 
-(bilinear interpolation between pixel centres). :func:`warp` computes this in pixel space with
-its own exact bilinear gather (default), so a zero flow returns the input bit-for-bit and an
-integer flow is a pure shift. ``exact=False`` routes through ``F.grid_sample`` instead (what the
-official vid2vid ``resample`` does: pixel flow divided by ``(S-1)/2``, ``align_corners=True``,
-border padding); results agree to float rounding (~1e-6).
+(bilinear interpolation between pixel centres). Two backends compute it:
+
+* ``backend="grid_sample"`` (default): ``F.grid_sample`` on the normalized grid, exactly what the
+  official vid2vid ``resample`` does (pixel flow divided by ``(S-1)/2``, ``align_corners=True``,
+  border padding) and fast on every device. Wherever the flow is exactly zero, the output is
+  the input value bit for bit (a per-pixel select, no host sync; gradients are grid_sample's),
+  so a zero flow is the exact identity.
+* ``backend="gather"``: v2v's own pixel-space bilinear gather: also exact for integer flows
+  (a pure shift); about 5-10x slower on CPU. Both agree to float rounding (~1e-6).
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ def warp(
     padding_mode: str = "border",
     align_corners: bool = True,
     mode: str = "bilinear",
-    exact: bool = True,
+    backend: str = "grid_sample",
 ) -> torch.Tensor:
     """Backward-warp ``image`` by pixel ``flow``: ``out(p) = image(p + flow(p))``.
 
@@ -138,25 +142,37 @@ def warp(
             A batch of 1 on either side broadcasts.
         padding_mode: ``"border"`` (clamp sample positions to the image, vid2vid),
             ``"zeros"`` (out-of-image samples contribute 0) or ``"reflection"``.
-        align_corners: only affects reflection padding and the ``exact=False`` grid
-            (pixel flow is converted so that both settings sample the same pixel positions).
-        mode: ``"bilinear"`` or ``"nearest"`` (``"bicubic"`` uses ``grid_sample``).
-        exact: use v2v's pixel-space bilinear gather (zero flow is the exact identity, integer
-            flow an exact shift; differentiable in both image and flow). ``False`` uses
-            ``F.grid_sample`` (faster on GPU; matches the official implementations to ~1e-6).
+        align_corners: the normalized-grid convention used with ``grid_sample``. The pixel flow
+            is converted so both settings sample the same pixel positions; the setting only
+            changes where reflection padding reflects (pixel centres vs. pixel edges).
+        mode: ``"bilinear"``, ``"nearest"`` or ``"bicubic"`` (bicubic: grid_sample backend only).
+        backend: ``"grid_sample"`` (default; fast, official numerics, zero-flow pixels exact) or
+            ``"gather"`` (pixel-space gather, integer flows exact too). Both are differentiable
+            in image and flow.
 
     Returns:
-        ``B,C,H,W`` warped image, same dtype as ``image``.
+        ``B,C,H,W`` warped image, same dtype as ``image``. Pixels whose flow is exactly (0, 0)
+        equal the input exactly with either backend.
     """
     _check(image, flow, padding_mode, mode)
-    if exact and mode != "bicubic":
+    if backend not in ("grid_sample", "gather"):
+        raise ValueError(f"warp: backend must be 'grid_sample' or 'gather', got {backend!r}")
+    if backend == "gather" and mode != "bicubic":
         return _exact_warp(image, flow, padding_mode, align_corners, mode)
-    grid = flow_to_grid(flow.to(image.dtype) if image.is_floating_point() else flow, align_corners)
-    if image.shape[0] != grid.shape[0]:
-        b = max(image.shape[0], grid.shape[0])
+    b = max(image.shape[0], flow.shape[0])
+    if image.shape[0] != b:
         image = image.expand(b, -1, -1, -1)
-        grid = grid.expand(b, -1, -1, -1)
-    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    if flow.shape[0] != b:
+        flow = flow.expand(b, -1, -1, -1)
+    grid = flow_to_grid(flow.to(image.dtype) if image.is_floating_point() else flow, align_corners)
+    out = F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    still = (flow[:, :1] == 0) & (flow[:, 1:2] == 0)
+    if torch.is_grad_enabled() and out.requires_grad:
+        # value: the input exactly (out - out.detach() is exactly 0); gradient: grid_sample's
+        keep = image.detach() + (out - out.detach())
+    else:
+        keep = image
+    return torch.where(still, keep, out)
 
 
 def sample(
