@@ -115,7 +115,7 @@ def all_reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str
     """Mean over ranks of a dict of scalar tensors (same keys on all ranks)."""
     if not info.enabled or not values:
         return values
-    keys = sorted(values)
+    keys = list(values)  # same order on every rank (train_step builds it deterministically)
     flat = torch.stack([values[k].detach().float().reshape(()) for k in keys])
     dist.all_reduce(flat)
     flat /= info.world_size

@@ -369,11 +369,15 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean of ``system.evaluate`` over the first ``eval_batches`` test batches (rank 0)."""
+        """Mean of ``system.evaluate`` over the first ``eval_batches`` global test batches.
+
+        Runs on rank 0 alone, in per-rank-sized batches (what fits one device), over the same
+        items for any process count; the other ranks wait at a barrier.
+        """
         if self.test_set is None or not self.dist.is_main or self.cfg.eval_batches == 0:
             return {}
         per_rank = max(1, self.cfg.batch_size // self.dist.world_size)
-        loader = make_eval_loader(self.test_set, per_rank, self.data_seed, 0, 1, self.cfg.eval_batches)
+        loader = make_eval_loader(self.test_set, per_rank, self.data_seed, 0, 1, self.cfg.eval_batches * self.dist.world_size)
         sums: dict[str, float] = {}
         n = 0
         with preserved_rng(self.device), self._ema_weights():
@@ -510,6 +514,8 @@ def run_experiment(system_cls, cfg, out_dir: str | None = None, device="auto", r
     out_dir = os.fspath(out_dir or tc.out_dir)
     tc.out_dir = out_dir
     info, device = init_distributed(resolve_device(device))
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     try:
         setup_determinism(tc.deterministic)
         seed_everything(tc.seed)  # identical initial weights on every rank
@@ -532,3 +538,17 @@ def run_experiment(system_cls, cfg, out_dir: str | None = None, device="auto", r
         return trainer
     finally:
         shutdown(info)
+        # leave the process as we found it (matters when called from Python, not from the CLI)
+        _set_deterministic_flags(flags)
+
+
+def _set_deterministic_flags(flags) -> None:
+    import sys
+
+    det, warn_only, cudnn_det, cudnn_bench = flags
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if "torch._inductor.config" in sys.modules or setter is None:
+        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+    else:
+        setter(det, warn_only=warn_only)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_det, cudnn_bench
