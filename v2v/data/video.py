@@ -30,8 +30,9 @@ target is untouched.
     height is **padded by one replicated edge column/row** and the true size is stored in the
     container comment ``v2v:size=WxH``; :func:`open_video` crops it back, so a 65x49 clip reads
     back as 65x49 (other players show 66x50).
-  * ``.webm``: VP9 (``libvpx-vp9``, yuv420p, same padding rule).
-  * ``.gif``: Pillow, adaptive 256-colour palette per frame, no dithering, ``loop=0``,
+  * ``.webm``: VP9 (``libvpx-vp9``, yuv420p, ``-deadline realtime -cpu-used 8`` for speed, same
+    crf and padding rule).
+  * ``.gif``: Pillow, 256-colour palette per frame (fast octree quantizer), no dithering, ``loop=0``,
     frame duration ``round(1000 / fps)`` ms rounded to GIF's 10 ms units. Frames are kept in
     memory until close (GIFs are small).
   * a path ending in ``/`` or without extension: a frame folder ``000000.png, 000001.png, ...``
@@ -500,7 +501,7 @@ class VideoWriter:
     quality)`` unless ``crf`` is given (quality 8 -> crf 18), ``-movflags +faststart``. yuv420p
     needs even dimensions (macro-block size 2; we never resize): odd sizes are padded by one
     replicated edge column/row, and the real size is stored in the container comment
-    ``v2v:size=WxH`` so :func:`open_video` crops it back. GIF: Pillow, 256-colour adaptive
+    ``v2v:size=WxH`` so :func:`open_video` crops it back. GIF: Pillow, 256-colour (fast octree)
     palette per frame, duration rounded to 10 ms. Folder: ``000000.png`` ... (lossless).
 
     Output appears only on a clean :meth:`close` (temp file + ``os.replace``); :meth:`abort`
@@ -586,7 +587,18 @@ class VideoWriter:
         if self.codec == "libx264":
             cmd += ["-crf", str(self.crf), "-preset", self.preset]
         elif self.codec == "libvpx-vp9":
-            cmd += ["-crf", str(self.crf), "-b:v", "0", "-row-mt", "1"]
+            cmd += [
+                "-crf",
+                str(self.crf),
+                "-b:v",
+                "0",
+                "-row-mt",
+                "1",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ]
         if os.path.splitext(target)[1].lower() in (".mp4", ".mov", ".m4v"):
             cmd += ["-movflags", "+faststart"]
         if (pw, ph) != (w, h):
@@ -690,7 +702,7 @@ class VideoWriter:
 
         ms = max(10, round(1000.0 / self.fps / 10.0) * 10)
         ims = [
-            Image.fromarray(f).quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+            Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
             for f in self._gif
         ]
         ims[0].save(
