@@ -323,3 +323,18 @@ def test_toycity_flow_loaded_with_backward_convention(tmp_path):
         assert float((img[t - 1 : t] - img[t : t + 1]).abs().mean(1, keepdim=True)[valid].mean()) > float(
             err.mean()
         )
+
+
+def test_video_folder_reads_synthetic_puppets_layout(tmp_path):
+    """``<video>/frames/*.png`` (v2v.data.synthetic) is one video named after its folder."""
+    from v2v.data.video import write_video
+
+    rng = np.random.default_rng(4)
+    clip = rng.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)
+    write_video(tmp_path / "train" / "vid0000" / "frames", clip, 10)
+    (tmp_path / "train" / "vid0000" / "openpose").mkdir()
+    ds = VideoFolderDataset(tmp_path, mode="clips", n_frames=None, size=None, split="train", seed=0)
+    assert ds.names == ["vid0000"] and len(ds) == 1
+    it = ds[0]
+    assert it["name"] == "vid0000"
+    torch.testing.assert_close(it["video"], torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255)

@@ -504,18 +504,25 @@ def _has_images(d: Path) -> bool:
     return any(c.suffix.lower() in IMAGE_EXTENSIONS and not c.name.startswith(".") for c in d.iterdir())
 
 
-def _list_videos(folder: Path) -> list[Path]:
+def _has_images(d: Path) -> bool:
+    return any(c.suffix.lower() in IMAGE_EXTENSIONS and not c.name.startswith(".") for c in d.iterdir())
+
+
+def _list_videos(folder: Path) -> list[tuple[str, Path]]:
+    """``(name, path)`` of every video under ``folder``: files, frame folders, ``<v>/frames/``."""
     out = []
     for p in folder.iterdir():
         if p.name.startswith("."):
             continue
         suf = p.suffix.lower()
-        if (p.is_file() and (suf in VIDEO_EXTENSIONS or suf in IMAGE_EXTENSIONS)) or (
-            p.is_dir()
-            and any(c.suffix.lower() in IMAGE_EXTENSIONS and not c.name.startswith(".") for c in p.iterdir())
-        ):
-            out.append(p)
-    return sorted(out, key=lambda p: natural_key(p.name))
+        if p.is_file() and (suf in VIDEO_EXTENSIONS or suf in IMAGE_EXTENSIONS):
+            out.append((p.stem, p))
+        elif p.is_dir():
+            if _has_images(p):
+                out.append((p.name, p))
+            elif (p / "frames").is_dir() and _has_images(p / "frames"):
+                out.append((p.name, p / "frames"))  # v2v synthetic layout: <video>/frames/*.png
+    return sorted(out, key=lambda e: natural_key(e[0]))
 
 
 class _Strip:
@@ -545,8 +552,8 @@ class VideoFolderDataset(torch.utils.data.Dataset):
     """Videos for motion transfer (FOMM layout): ``root/<split>/<video>.mp4`` or ``<video>/`` frames.
 
     ``split=None`` uses the videos directly under ``root``. Each entry is a video file
-    (mp4/mov/avi/webm/mkv/gif), a folder of frames (natural order), or - as in FOMM - one image
-    holding the frames side by side (width ``strip_frame_width``, default the image height,
+    (mp4/mov/avi/webm/mkv/gif), a folder of frames (natural order; also ``<video>/frames/`` as
+    written by ``v2v.data.synthetic``), or - as in FOMM - one image holding the frames side by side (width ``strip_frame_width``, default the image height,
     i.e. square frames).
 
     Modes:
@@ -597,7 +604,9 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         folder = self.root if split is None else self.root / split
         if not folder.is_dir():
             raise V2VError(f"{folder}: video folder not found")
-        self.videos = _list_videos(folder)
+        entries = _list_videos(folder)
+        self.names = [n for n, _ in entries]
+        self.videos = [p for _, p in entries]
         if not self.videos:
             raise V2VError(
                 f"{folder}: contains no videos (expected *.mp4/*.mov/*.avi/*.webm/*.mkv/*.gif, "
@@ -727,7 +736,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
             ids = ids[::-1]
         x = self._jitter(x, g)
         item = {
-            "name": path.stem if path.is_file() else path.name,
+            "name": self.names[vi],
             "frame_ids": torch.tensor(ids, dtype=torch.long),
         }
         if self.mode == "pairs":
