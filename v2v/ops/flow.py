@@ -5,6 +5,7 @@ y (down). A flow ``f_ab`` "from a to b" lives on the pixel grid of frame ``a`` a
 frame ``b``: pixel ``p`` of ``a`` corresponds to ``p + f_ab(p)`` in ``b``. It is a *backward* flow
 for warping ``b`` onto ``a``: ``warp(b, f_ab) ≈ a`` (see :func:`v2v.ops.warp.warp`).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,9 @@ __all__ = [
 FLO_MAGIC = 202021.25
 
 
-def resize_flow(flow: torch.Tensor, size_hw, mode: str = "bilinear", align_corners: bool = False) -> torch.Tensor:
+def resize_flow(
+    flow: torch.Tensor, size_hw, mode: str = "bilinear", align_corners: bool = False
+) -> torch.Tensor:
     """Resize a pixel flow ``B,2,H,W`` to ``size_hw = (H', W')`` and rescale its values.
 
     The field is interpolated with ``F.interpolate`` (``mode``: ``"bilinear"``, ``"nearest"``,
@@ -144,7 +147,9 @@ def read_flo(path) -> np.ndarray:
         raise V2VError(f"{path}: not a .flo file (only {len(data)} bytes; expected a 12-byte header)")
     magic = np.frombuffer(data, "<f4", 1, 0)[0]
     if magic != np.float32(FLO_MAGIC):
-        raise V2VError(f"{path}: bad .flo magic {float(magic)!r} (expected {FLO_MAGIC}); not a Middlebury flow file")
+        raise V2VError(
+            f"{path}: bad .flo magic {float(magic)!r} (expected {FLO_MAGIC}); not a Middlebury flow file"
+        )
     w, h = (int(x) for x in np.frombuffer(data, "<i4", 2, 4))
     if w <= 0 or h <= 0 or w * h > 1 << 30:
         raise V2VError(f"{path}: implausible .flo size width={w} height={h}")
