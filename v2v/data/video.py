@@ -11,8 +11,9 @@ Reading (:func:`open_video` -> :class:`VideoReader`)
     ``-fps_mode passthrough`` so no frame is duplicated or dropped). Frames stream one at a
     time (constant memory). ``fps`` comes from the stream header; ``num_frames`` from the
     container index (exact for mp4/mov/m4v/avi, ``None`` for other containers). When the
-    container announces N frames but fewer decode, or ffmpeg fails, iteration raises
-    ``V2VError("<file>: cannot decode (truncated or not a video) ...")``.
+    container announces N frames but fewer decode (with decoder errors, or more than 2 short),
+    or ffmpeg fails, iteration raises ``V2VError("<file>: cannot decode (truncated or not a
+    video) ...")`` after yielding the frames that did decode.
   * ``.gif``: Pillow, frame by frame (``fps = 1000 / duration_ms`` of the first frame;
     GIF stores durations in 10 ms units, so e.g. 24 fps reads back as 25 fps).
   * a folder of frames (png/jpg/...): files sorted in *natural* order (``2.png`` before
@@ -57,6 +58,7 @@ from v2v.errors import V2VError
 from v2v.utils import atomic_path
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "VideoReader",
     "VideoWriter",
@@ -313,10 +315,17 @@ class VideoReader:
                 why = f": {msg[-1]}" if (rc and msg) else ""
                 raise V2VError(f"{self.path}: contains no frames{why}")
             if self.num_frames is not None and n < self.num_frames:
-                raise V2VError(
-                    f"{self.path}: cannot decode (truncated or not a video): decoded {n} of "
-                    f"{self.num_frames} frames the container announces"
-                )
+                errf.seek(0)
+                logged = bool(errf.read().strip())
+                # A truncated file always makes ffmpeg log errors ("partial file", "Invalid NAL
+                # unit size"); a deficit of 1-2 frames without errors is an mp4 edit list
+                # dropping leading frames, which is legitimate.
+                if logged or self.num_frames - n > 2:
+                    raise V2VError(
+                        f"{self.path}: cannot decode (truncated or not a video): decoded {n} of "
+                        f"{self.num_frames} frames the container announces"
+                    )
+                self.num_frames = n
             if rc != 0:
                 errf.seek(0)
                 msg = errf.read().decode("utf-8", "replace").strip().splitlines()
