@@ -38,6 +38,20 @@ def test_fir_resampling():
     assert upsample2d(x).shape == (2, 3, 12, 16) and downsample2d(x).shape == (2, 3, 3, 4)
 
 
+def test_fir_resampling_is_pixel_centre_aligned():
+    # a linear ramp is reproduced exactly in the interior, with output pixel k at input
+    # coordinate (k + 0.5) * scale - 0.5: no half-pixel shift (up, down, and inside modconv)
+    ramp = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 1, 8, 8).contiguous()
+    up_expected = torch.tensor([(k + 0.5) / 2 - 0.5 for k in range(4, 12)])
+    assert torch.allclose(upsample2d(ramp)[0, 0, 8, 4:12], up_expected, atol=1e-5)
+    assert torch.allclose(downsample2d(ramp)[0, 0, 2, 1:3], torch.tensor([2.5, 4.5]), atol=1e-5)
+    box = torch.ones(1, 1, 3, 3) / 9
+    y = modulated_conv2d(ramp, box, torch.ones(1, 1), demodulate=False, up=2)
+    assert torch.allclose(y[0, 0, 8, 4:12], up_expected, atol=1e-5)
+    y = modulated_conv2d(ramp, box, torch.ones(1, 1), demodulate=False, down=2)
+    assert torch.allclose(y[0, 0, 2, 1:3], torch.tensor([2.5, 4.5]), atol=1e-5)
+
+
 def _modulated_weight(weight, s, demodulate):
     w = weight * s.view(1, -1, 1, 1)
     if demodulate:
