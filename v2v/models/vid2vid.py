@@ -89,7 +89,8 @@ class Vid2VidModelConfig:
     use_vgg: bool = True
     vgg_weights: str | None = None        # path to vgg19 weights (else $V2V_WEIGHTS / torch hub cache)
     vgg_random_init: bool = False         # explicitly allow random VGG weights (tests only)
-    flow_method: str = "dis"              # reference flow between real frames: dis | raft | farneback ...
+    flow_method: str = "dis"              # reference flow between real frames: dis | farneback | raft | auto
+                                          # (auto = raft when its weights are found, else dis)
     flow_conf_threshold: float = 0.02     # conf = |real_t - warp(real_{t-1}, flow_ref)|^2 < thr (in [-1,1])
     # progressive temporal training: clip length grows n_frames_start, x2 every n_frames_grow_every
     # steps, up to n_frames_total (0 = no growth: always n_frames_total)
@@ -100,18 +101,18 @@ class Vid2VidModelConfig:
 
 @dataclass
 class Vid2VidDataConfig:
-    """``data:`` section: a vid2vid-layout folder (``{split}_A``, ``{split}_B``, ``{split}_inst``)."""
+    """``data:`` section: a vid2vid-layout folder (``{split}_A``, ``{split}_B``, ``{split}_inst``,
+    optional ``{split}_flowprev`` / ``{split}_occprev`` ground-truth flow, e.g. synthetic toycity)."""
 
     root: str = ""
     size: list[int] = field(default_factory=lambda: [256, 512])   # H, W after resizing
     n_frames: int = 6                     # frames per training clip (>= model.n_frames_total)
     label_nc: int = 35
     use_instance: bool = True
-    load_flow: bool = False               # read {split}_flowprev (synthetic data ships ground-truth flow)
     train_split: str = "train"
     test_split: str = "test"
-    max_sequences: int = 0                # 0 = all
-    extra: dict = field(default_factory=dict)   # forwarded to LabelSequenceDataset
+    max_frames: int = 0                   # use only the first N frames of each sequence (0 = all)
+    clip_step: int = 1                    # start frame step between clips
 
 
 def temporal_d_channels(output_nc: int, n_frames_D: int) -> int:
@@ -420,7 +421,9 @@ class Vid2VidSystem(System):
 
     Batches (from :class:`v2v.data.datasets.LabelSequenceDataset`): ``labels`` ``B,T,H,W`` long,
     ``instances`` ``B,T,H,W``, ``images`` ``B,T,3,H,W`` in [0,1], optional ``flowprev``
-    ``B,T,2,H,W`` (pixels; flow t warps frame t-1 onto frame t; frame 0 unused).
+    ``B,T-1,2,H,W`` (pixels; entry k lives on frame k+1 and warps frame k onto it) and ``occprev``
+    ``B,T-1,1,H,W`` (1 = flow invalid); without them the reference flow is estimated
+    (``flow_method``).
     """
 
     ModelConfig = Vid2VidModelConfig
@@ -452,6 +455,10 @@ class Vid2VidSystem(System):
 
     @classmethod
     def build_dataset(cls, data_cfg, split: str, model_cfg=None):
+        """:class:`v2v.data.datasets.LabelSequenceDataset` clips; None when the split is absent
+        (except ``train``, which must exist)."""
+        import os
+
         from v2v.data.datasets import LabelSequenceDataset
 
         if model_cfg is not None:
@@ -461,18 +468,12 @@ class Vid2VidSystem(System):
                 raise V2VError("model.use_instance is true but data.use_instance is false: the model needs "
                                "instance maps")
         name = data_cfg.train_split if split == "train" else data_cfg.test_split
-        import os
-
-        if not os.path.isdir(os.path.join(data_cfg.root, f"{name}_A")):
-            if split != "train":
-                return None
-            raise V2VError(f"data.root: no folder '{name}_A' under '{data_cfg.root}' (expected the vid2vid "
-                           "layout {split}_A / {split}_B / {split}_inst)")
-        kwargs = dict(data_cfg.extra)
+        if split != "train" and not os.path.isdir(os.path.join(data_cfg.root, f"{name}_A")):
+            return None
         return LabelSequenceDataset(data_cfg.root, split=name, n_frames=data_cfg.n_frames,
-                                    size=tuple(data_cfg.size), label_nc=data_cfg.label_nc,
-                                    use_instance=data_cfg.use_instance, load_flow=data_cfg.load_flow,
-                                    max_sequences=data_cfg.max_sequences or None, **kwargs)
+                                    label_nc=data_cfg.label_nc, use_instance=data_cfg.use_instance,
+                                    size=tuple(data_cfg.size), max_frames=data_cfg.max_frames or None,
+                                    clip_step=data_cfg.clip_step)
 
     def optim_groups(self):
         return {"G": list(self.netG.parameters()),
@@ -552,10 +553,19 @@ class Vid2VidSystem(System):
 
     def _reference_flow(self, cur01: torch.Tensor, prev01: torch.Tensor):
         """Flow warping prev onto cur (``N,2,H,W`` pixels) from the shared estimator, no grad."""
-        from v2v.ops.flow import estimate_flow
+        from v2v.ops.flow_estimation import estimate_flow
 
+        method = self.cfg.flow_method
+        if method == "auto":  # RAFT when its weights are on disk, else DIS
+            from v2v.weights import find_weights
+
+            try:
+                find_weights("raft_large")
+                method = "raft"
+            except V2VError:
+                method = "dis"
         with torch.no_grad():
-            return estimate_flow(cur01, prev01, method=self.cfg.flow_method)
+            return estimate_flow(cur01.float(), prev01.float(), method=method)
 
     def _confidence(self, cur, prev, flow):
         from v2v.ops.warp import warp
@@ -586,12 +596,18 @@ class Vid2VidSystem(System):
         fake_f, real_f, real_prev_f, enc_f = flat(fake), flat(real_cur), flat(real_prev), flat(enc_cur)
         raw_f = flat(gen["raw_image"])
 
-        # reference flow between real frames (ground truth when the data ships it)
-        if batch.get("flowprev") is not None:
-            flow_ref = flat(batch["flowprev"][:, tG - 1:T].float())
+        # reference flow between real frames (ground truth when the data ships it: flowprev[k]
+        # lives on frame k+1 and warps frame k onto it; occprev 1 = invalid)
+        gt_flow = batch.get("flowprev") is not None and batch["flowprev"].shape[1] >= T - 1
+        if gt_flow:
+            flow_ref = flat(batch["flowprev"][:, tG - 2:T - 1].float())
+            if batch.get("occprev") is not None:
+                conf = 1 - flat(batch["occprev"][:, tG - 2:T - 1].float())
+            else:
+                conf = self._confidence(real_f, real_prev_f, flow_ref)
         else:
             flow_ref = self._reference_flow((real_f + 1) / 2, (real_prev_f + 1) / 2)
-        conf = self._confidence(real_f, real_prev_f, flow_ref)
+            conf = self._confidence(real_f, real_prev_f, flow_ref)
 
         logs = {}
         zero = fake.new_zeros(())
@@ -639,10 +655,8 @@ class Vid2VidSystem(System):
             idx = [N - span + k * stride for k in range(tD)]
             r = real_cur[:, idx]
             f = fake[:, idx]
-            if s == 0 and batch.get("flowprev") is None:
+            if s == 0:
                 fl = flow_ref.view(B, N, 2, H, W)[:, idx[1:]]
-            elif s == 0:
-                fl = batch["flowprev"][:, tG - 1:T][:, idx[1:]].float()
             else:
                 cur = real01[:, tG - 1:][:, idx[1:]].reshape(-1, 3, H, W)
                 prv = real01[:, tG - 1:][:, idx[:-1]].reshape(-1, 3, H, W)
