@@ -2,6 +2,7 @@
 clear errors, and a short toycity training run lowering the held-out L1."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -25,8 +26,8 @@ H, W = 32, 48
 
 
 def tiny_cfg(**kw) -> Vid2VidModelConfig:
-    base = dict(label_nc=5, use_instance=True, ngf=4, n_downsample_G=2, n_blocks=2, ndf=4, n_layers_D=2,
-                num_D=2, n_scales_temporal=1, use_vgg=False, n_frames_total=4)
+    base = {"label_nc": 5, "use_instance": True, "ngf": 4, "n_downsample_G": 2, "n_blocks": 2, "ndf": 4, "n_layers_D": 2,
+                "num_D": 2, "n_scales_temporal": 1, "use_vgg": False, "n_frames_total": 4}
     base.update(kw)
     return Vid2VidModelConfig(**base)
 
@@ -161,7 +162,7 @@ def test_dis_flow_warps_real_frames(shared):
     folder = shared / "data" / "cityscapes_seq" / "vid2vid" / "train_B" / "seq0000"
     files = sorted(folder.glob("*.jpg"))[:4]
     frames = [to_tensor(resize_image(read_image(f), (256, 512))).unsqueeze(0) for f in files]
-    for a, b in zip(frames[:-1], frames[1:]):
+    for a, b in itertools.pairwise(frames):
         flow = estimate_flow(a, b, method="dis")
         err_warp = (warp(b, flow) - a).abs()[..., 8:-8, 8:-8].mean()
         err_none = (b - a).abs()[..., 8:-8, 8:-8].mean()

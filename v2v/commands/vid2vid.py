@@ -98,8 +98,8 @@ def official_size(opts: dict, src_hw: tuple[int, int] | None = None):
     else:
         nw = nh = load
     def r(x):
-        x = int(round(x / 4)) * 4
-        return max(32, int(round(x / 32)) * 32)
+        x = round(x / 4) * 4
+        return max(32, round(x / 32) * 32)
 
     return r(nh), r(nw)
 
