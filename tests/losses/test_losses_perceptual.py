@@ -103,3 +103,46 @@ def test_load_from_explicit_path_and_env(tmp_path, monkeypatch):
 def test_bad_layer_name():
     with pytest.raises(V2VError, match="relu5_l.*did you mean"):
         VGG19Features(layers=["relu5_l"], weights="random")
+
+
+def test_matches_torchvision_vgg19_slices():
+    """Our truncated build == torchvision's vgg19 features, sliced like pix2pixHD/FOMM (2, 7, 12, ...)."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(4)
+    tv = make_layers(cfgs["E"][:7], batch_norm=False).eval()  # torchvision features[0:12]
+    sd = {f"features.{k}": v for k, v in tv.state_dict().items()}
+    ours = VGG19Features(["relu1_1", "relu2_1", "relu3_1"], weights=sd, normalize="none")
+    assert len(ours.features) == 12
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        got = ours(x)
+        h, want = x, []
+        for a, b in ((0, 2), (2, 7), (7, 12)):
+            h = tv[a:b](h)
+            want.append(h)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_img2vid_fixture_vgg_loss(shared):
+    """Img2Vid's my_vgg (12 relu maps, avg-pool, small widths, weights from the official checkpoint)."""
+    import numpy as np
+
+    d = shared / "fixtures" / "img2vid"
+    sd = torch.load(d / "000000_model.pth.tar", map_location="cpu", weights_only=True)["vae"]
+    vsd = {k[len("vgg_net.vgg."):]: v for k, v in sd.items() if k.startswith("vgg_net.vgg.")}
+    layers = ["relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu3_4",
+              "relu4_1", "relu4_2", "relu4_3", "relu4_4"]
+    vgg = VGG19Features(layers, weights=vsd, widths=(4, 8, 12, 16, 16), pool="avg")
+    video = torch.from_numpy(np.load(d / "inputs.npz")["video"])
+    warped = torch.from_numpy(np.load(d / "case_a_eval.npz")["warped"])
+    c = np.load(d / "case_c_losses.npz")
+    t = warped.shape[1]
+    pred = warped.reshape(-1, *warped.shape[2:])
+    gt = video[0:1, 1:1 + t].reshape(-1, *video.shape[2:])
+    with torch.no_grad():
+        per = torch.stack([(a - b).abs().mean() for a, b in zip(vgg(pred), vgg(gt))])
+        total = VGGLoss(vgg=vgg, layer_weights=[1.0] * 12)(pred, gt)
+    torch.testing.assert_close(per, torch.from_numpy(c["eval_vgg_per_layer"]), atol=1e-6, rtol=1e-5)
+    assert float(total) == pytest.approx(float(c["eval_vgg_loss"]), abs=1e-5)

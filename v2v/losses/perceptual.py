@@ -23,7 +23,7 @@ says how they are fed to VGG:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -63,18 +63,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALIZE_MODES = ("imagenet", "pix2pixhd", "none")
 
 
-def _build_features(last_index: int) -> nn.Sequential:
+def _build_features(last_index: int, widths: Sequence[int] = (64, 128, 256, 512, 512),
+                    pool: str = "max") -> nn.Sequential:
     layers: list[nn.Module] = []
-    c_in = 3
+    c_in, block = 3, 0
     for v in VGG19_CFG:
         if len(layers) > last_index:
             break
         if v == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            layers.append(nn.MaxPool2d(2, 2) if pool == "max" else nn.AvgPool2d(2, 2))
+            block += 1
         else:
-            layers.append(nn.Conv2d(c_in, v, kernel_size=3, padding=1))
+            w = int(widths[block])
+            layers.append(nn.Conv2d(c_in, w, kernel_size=3, padding=1))
             layers.append(nn.ReLU(inplace=False))
-            c_in = v
+            c_in = w
     return nn.Sequential(*layers[: last_index + 1])
 
 
@@ -102,16 +105,22 @@ class VGG19Features(nn.Module):
         layers: names from :data:`VGG19_LAYERS` (default relu1_1, relu2_1, relu3_1, relu4_1,
             relu5_1 as pix2pixHD/FOMM), returned in this order.
         weights: ``None`` = look up ``vgg19-dcbb9e9d.pth`` via :func:`v2v.weights.find_weights`
-            (``$V2V_WEIGHTS``, torch hub cache); a path = that file; ``"random"`` = random
-            init (only when explicitly requested).
+            (``$V2V_WEIGHTS``, torch hub cache); a path = that file; a state dict (mapping with
+            ``features.{i}.weight/bias`` keys, e.g. the frozen VGG stored inside an official
+            checkpoint); ``"random"`` = random init (only when explicitly requested).
         normalize: ``"imagenet"``, ``"pix2pixhd"`` or ``"none"`` (module docstring).
+        widths: conv widths of the five VGG stages (torchvision: 64, 128, 256, 512, 512; smaller
+            look-alikes appear in test fixtures).
+        pool: ``"max"`` (torchvision) or ``"avg"`` (AvgPool2d(2, 2) in place of the max-pools, as
+            Img2Vid's ``my_vgg`` and style-transfer code use).
 
     ``forward(x)``: ``x`` images ``B,3,H,W`` in [0,1] -> list of feature maps ``B,C_l,H_l,W_l``.
     Modules are ``features.{i}`` with torchvision indices; parameters are frozen.
     """
 
-    def __init__(self, layers: Sequence[str] = DEFAULT_LAYERS, weights: str | os.PathLike | None = None,
-                 normalize: str = "imagenet"):
+    def __init__(self, layers: Sequence[str] = DEFAULT_LAYERS,
+                 weights: str | os.PathLike | Mapping[str, torch.Tensor] | None = None,
+                 normalize: str = "imagenet", widths: Sequence[int] = (64, 128, 256, 512, 512), pool: str = "max"):
         super().__init__()
         layers = tuple(layers)
         for name in layers:
@@ -122,10 +131,17 @@ class VGG19Features(nn.Module):
         self.layers = layers
         self.normalize = normalize
         self.indices = [VGG19_LAYERS[n] for n in layers]
-        self.features = _build_features(max(self.indices))
+        if pool not in ("max", "avg"):
+            raise V2VError(f"VGG19 pool must be 'max' or 'avg', got {pool!r}")
+        if len(widths) != 5:
+            raise V2VError(f"VGG19 widths: expected 5 stage widths, got {list(widths)}")
+        self.features = _build_features(max(self.indices), widths, pool)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if isinstance(weights, str) and weights == "random":
+            self.weights_path = None
+        elif isinstance(weights, Mapping):
+            self.load_features_state_dict(weights, "state dict")
             self.weights_path = None
         else:
             path = find_weights("vgg19", weights)
@@ -133,10 +149,13 @@ class VGG19Features(nn.Module):
             self.weights_path = path
         self._freeze()
 
-    @torch.no_grad()
     def load_torchvision(self, path: str | os.PathLike) -> None:
         """Copy the ``features.*`` tensors of a torchvision VGG19 file into this module."""
-        sd = load_vgg19_state_dict(path)
+        self.load_features_state_dict(load_vgg19_state_dict(path), path)
+
+    @torch.no_grad()
+    def load_features_state_dict(self, sd: Mapping[str, torch.Tensor], path="state dict") -> None:
+        """Copy ``features.{i}.weight/bias`` of a (torchvision-layout) state dict; extra keys are ignored."""
         fname = KNOWN_WEIGHTS["vgg19"].filename
         for i, m in enumerate(self.features):
             if not isinstance(m, nn.Conv2d):
