@@ -338,3 +338,19 @@ def test_video_folder_reads_synthetic_puppets_layout(tmp_path):
     it = ds[0]
     assert it["name"] == "vid0000"
     torch.testing.assert_close(it["video"], torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255)
+
+
+def test_imaginaire_layout_matches_vid2vid_frames(cs):
+    """imaginaire seg_maps are byte-identical to vid2vid train_A; PNG frames ~= the vid2vid JPEGs."""
+    im = LabelSequenceDataset(
+        cs / "imaginaire_street", layout="imaginaire", n_frames=2, label_nc=35, clip_step=9
+    )
+    assert [(s["name"], len(s["labels"])) for s in im.seqs] == [("seq0001", 4)] and not im.use_instance
+    v2 = LabelSequenceDataset(
+        cs / "vid2vid", "train", n_frames=2, label_nc=35, max_frames=4, use_instance=False
+    )
+    a, b = im[0], v2[v2.items.index((1, 0))]
+    assert b["seq"] == "seq0001"
+    assert torch.equal(a["labels"], b["labels"])
+    mad = (a["images"] - b["images"]).abs().mean() * 255
+    assert 0.3 < float(mad) < 2.5  # README: JPEG vs lossless PNG differ by ~1.1 grey levels

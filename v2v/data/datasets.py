@@ -35,6 +35,7 @@ from v2v.errors import V2VError
 
 __all__ = [
     "KNOWN_SUFFIXES",
+    "LAYOUTS",
     "LabelSequenceDataset",
     "PairedImageDataset",
     "VideoFolderDataset",
@@ -172,6 +173,29 @@ def _rgb_tensor(frames: list[np.ndarray]) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # vid2vid label-map sequences
 
+#: Folder names per layout; ``{split}`` is substituted.
+LAYOUTS = {
+    "vid2vid": {
+        "labels": "{split}_A",
+        "images": "{split}_B",
+        "instances": "{split}_inst",
+        "flow": "{split}_flow",
+        "occ": "{split}_occ",
+        "flowprev": "{split}_flowprev",
+        "occprev": "{split}_occprev",
+    },
+    # NVlabs/imaginaire raw layout: root is the split folder (e.g. .../raw/vid2vid/street)
+    "imaginaire": {
+        "labels": "seg_maps",
+        "images": "images",
+        "instances": "instance_maps",
+        "flow": "flow",
+        "occ": "occ",
+        "flowprev": "flowprev",
+        "occprev": "occprev",
+    },
+}
+
 
 class LabelSequenceDataset(torch.utils.data.Dataset):
     """Label-map -> video sequences in the vid2vid "street" layout.
@@ -209,6 +233,8 @@ class LabelSequenceDataset(torch.utils.data.Dataset):
         stride: step between the frames of a clip (vid2vid's ``t_step``).
         clip_step: step between the start frames of consecutive clips of a sequence.
         load_images: False skips the ``{split}_B`` frames (label-to-video inference).
+        layout: ``"vid2vid"`` (above) or ``"imaginaire"`` (``seg_maps/<seq>``, ``images/<seq>``,
+            ``instance_maps/<seq>``, ... directly under ``root``; ``split`` is ignored).
 
     Pairings (counts, names, instance maps) are validated in the constructor without decoding
     anything; label ids are checked against ``label_nc`` when a file is read.
@@ -226,9 +252,13 @@ class LabelSequenceDataset(torch.utils.data.Dataset):
         stride: int = 1,
         clip_step: int = 1,
         load_images: bool = True,
+        layout: str = "vid2vid",
     ):
         self.root = Path(root)
         self.split = split
+        if layout not in LAYOUTS:
+            raise V2VError(f"LabelSequenceDataset: unknown layout '{layout}' (valid: {', '.join(LAYOUTS)})")
+        self.dirs = {k: v.format(split=split) for k, v in LAYOUTS[layout].items()}
         self.n_frames = n_frames
         self.label_nc = label_nc
         self.size = _size_hw(size)
@@ -239,15 +269,15 @@ class LabelSequenceDataset(torch.utils.data.Dataset):
             raise V2VError(f"{self.root}: stride and clip_step must be >= 1 (got {stride}, {clip_step})")
         if n_frames is not None and n_frames < 1:
             raise V2VError(f"{self.root}: n_frames must be >= 1 or None, got {n_frames}")
-        dir_a = self.root / f"{split}_A"
+        dir_a = self.root / self.dirs["labels"]
         if not self.root.is_dir():
             raise V2VError(f"{self.root}: dataset folder not found")
         if not dir_a.is_dir():
             raise V2VError(
-                f"{dir_a}: label folder not found (expected {split}_A/<sequence>/*.png under {self.root})"
+                f"{dir_a}: label folder not found (expected {dir_a.name}/<sequence>/*.png under {self.root})"
             )
-        dir_b = self.root / f"{split}_B"
-        dir_i = self.root / f"{split}_inst"
+        dir_b = self.root / self.dirs["images"]
+        dir_i = self.root / self.dirs["instances"]
         if use_instance is None:
             use_instance = dir_i.is_dir()
         elif use_instance and not dir_i.is_dir():
@@ -256,7 +286,7 @@ class LabelSequenceDataset(torch.utils.data.Dataset):
         self.seqs: list[dict] = []
         seq_dirs = sorted((d for d in dir_a.iterdir() if d.is_dir()), key=lambda d: natural_key(d.name))
         if not seq_dirs:
-            raise V2VError(f"{dir_a}: contains no sequence folders (expected {split}_A/<sequence>/*.png)")
+            raise V2VError(f"{dir_a}: contains no sequence folders (expected {dir_a.name}/<sequence>/*.png)")
         for sd in seq_dirs:
             self.seqs.append(self._scan(sd, dir_b, dir_i, load_images))
         self.items: list[tuple[int, int]] = []
@@ -298,10 +328,10 @@ class LabelSequenceDataset(torch.utils.data.Dataset):
                 dir_i / name, (".png", ".tif", ".tiff", ".pgm"), keys, "instance maps", name, sd
             )
         for kind in ("flow", "flowprev"):
-            fd = self.root / f"{self.split}_{kind}" / name
+            fd = self.root / self.dirs[kind] / name
             if fd.is_dir():
                 m = _by_key(_files(fd, (".flo",)), fd)
-                od = self.root / f"{self.split}_{'occ' if kind == 'flow' else 'occprev'}" / name
+                od = self.root / self.dirs["occ" if kind == "flow" else "occprev"] / name
                 om = _by_key(_files(od, (".png",)), od) if od.is_dir() else {}
                 seq[kind] = (m, om)
         return seq
