@@ -130,7 +130,9 @@ def _probe(path: str) -> dict:
         if "Input #0" in text:
             raise V2VError(f"{path}: contains no frames (no video stream)")
         raise V2VError(f"{path}: cannot decode (truncated or not a video)")
-    line = vlines[0]
+    # skip cover art ("attached pic") streams: map the first real video stream
+    vidx = next((i for i, ln in enumerate(vlines) if "attached pic" not in ln), 0)
+    line = vlines[vidx]
     m = re.search(r", (\d+)x(\d+)[ ,\[]", line + " ")
     if not m:
         raise V2VError(f"{path}: cannot decode (no frame size in the video stream header)")
@@ -161,7 +163,7 @@ def _probe(path: str) -> dict:
         cw, ch = int(tag.group(1)), int(tag.group(2))
         if 0 < cw <= w and 0 < ch <= h and (cw, ch) != (w, h):
             crop = (cw, ch)
-    return {"size": (w, h), "fps": fps, "pix_fmt": pix, "duration": dur, "crop": crop}
+    return {"size": (w, h), "fps": fps, "pix_fmt": pix, "duration": dur, "crop": crop, "stream": vidx}
 
 
 def _cv2_info(path: str) -> tuple[int | None, float | None]:
@@ -202,6 +204,7 @@ class VideoReader:
         self._files: list[Path] = []
         self._crop = None
         self._alpha = False
+        self._stream = 0
         if not os.path.exists(p):
             raise V2VError(f"{p}: file not found")
         ext = os.path.splitext(p)[1].lower()
@@ -231,6 +234,7 @@ class VideoReader:
                 raise V2VError(f"{p}: contains no frames (empty file)")
             info = _probe(p)
             self._crop = info["crop"]
+            self._stream = info["stream"]
             self.size = info["crop"] or info["size"]
             self._coded = info["size"]
             pf = info["pix_fmt"]
@@ -279,7 +283,8 @@ class VideoReader:
         w, h = self._coded  # decode the coded size; the v2v:size crop is a numpy slice
         cw, ch = self.size
         nch = 4 if self._alpha else 3
-        cmd = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", self.path, "-map", "0:v:0"]
+        cmd = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", self.path]
+        cmd += ["-map", f"0:v:{self._stream}"]
         cmd += [
             "-fps_mode",
             "passthrough",
