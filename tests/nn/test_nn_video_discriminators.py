@@ -154,3 +154,32 @@ def test_patch3d_hand_values_and_multiscale():
         torch.testing.assert_close(out[1][-1], md.scales[0].features(v2)[-1])
         torch.testing.assert_close(out[0][-1], md.scales[1].features(v)[-1])
         assert float(GANLoss("lsgan")(out, True)) > 0
+
+
+def test_mocogan_hd_d3d_parity(shared):
+    """Official MoCoGAN-HD D_3d (2 scales, IN with running stats) in eval and train mode."""
+    d = shared / "fixtures" / "mocogan_hd"
+    sd = torch.load(d / "checkpoints" / "modelD_3d_epoch_0.pth", map_location="cpu", weights_only=True)
+    c = np.load(d / "cases.npz")
+    ours = {}
+    for k, v in sd.items():
+        m = re.match(r"module\.netD\.scale(\d)_layer(\d)\.(\d)\.(.+)", k)
+        ours[f"scales.{m[1]}.blocks.{m[2]}.{'conv' if m[3] == '0' else 'norm'}.{m[4]}"] = v
+    md = MultiscaleVideoDiscriminator(3, ndf=4, n_layers=3, num_D=2, get_interm_feat=True, temporal_kernel=4,
+                                      temporal_stride=2, track_running_stats=True, pool_kernel=(3, 3, 3),
+                                      pool_stride=(1, 2, 2))
+    md.load_state_dict(ours)
+    md.eval()
+    fake = torch.from_numpy(c["video_ds"])
+    real = torch.from_numpy(c["in_x_real"])
+    with torch.no_grad():
+        out, out_r = md(fake), md(real)
+        for i in range(2):
+            for j in range(5):
+                torch.testing.assert_close(out[i][j], torch.from_numpy(c[f"d3d_fake_s{i}_l{j}"]), atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(out_r[i][-1], torch.from_numpy(c[f"d3d_real_s{i}_final"]), atol=1e-4, rtol=1e-4)
+        md.train()
+        out_t = md(fake)
+        for i in range(2):
+            torch.testing.assert_close(out_t[i][-1], torch.from_numpy(c[f"d3d_train_fake_s{i}_final"]),
+                                       atol=1e-4, rtol=1e-4)

@@ -176,14 +176,16 @@ class VideoPatchDiscriminator3d(nn.Module):
         block L       : Conv3d(stride 1) -> norm -> LeakyReLU(0.2)
         block L+1     : Conv3d(-> 1, stride 1)
 
-    ``st = temporal_stride`` (default 1: time is kept, only space shrinks). Output: the list of
+    ``st = temporal_stride`` (default 1: time is kept, only space shrinks). MoCoGAN-HD's
+    ``D_3d`` is ``temporal_kernel=4, temporal_stride=2, norm="instance",
+    track_running_stats=True``. Output: the list of
     block outputs ``B,C',T',h,w`` (``get_interm_feat``) or the logits ``B,1,T',h,w``.
     Parameter names ``blocks.{j}.conv``, ``blocks.{j}.norm`` (as the 2-D PatchDiscriminator).
     """
 
     def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str | None = "instance",
                  get_interm_feat: bool = False, temporal_kernel: int = 3, temporal_stride: int = 1,
-                 max_channels: int = 512, spectral: bool = False):
+                 max_channels: int = 512, spectral: bool = False, track_running_stats: bool | None = None):
         super().__init__()
         from v2v.nn.patchgan import PatchBlock
 
@@ -197,7 +199,7 @@ class VideoPatchDiscriminator3d(nn.Module):
             return spectral_norm(m) if spectral else m
 
         def nrm(c):
-            return get_norm_layer(norm, c, dim=3)
+            return get_norm_layer(norm, c, dim=3, track_running_stats=track_running_stats)
 
         blocks = [PatchBlock(conv(in_channels, ndf, s2), None, nn.LeakyReLU(0.2))]
         nf = ndf
@@ -228,30 +230,38 @@ class MultiscaleVideoDiscriminator(nn.Module):
 
     ``downsample``: ``"space"`` (``avg_pool3d`` kernel (1,3,3), stride (1,2,2)), ``"time"``
     (kernel (3,1,1), stride (2,1,1)) or ``"spacetime"`` (kernel 3, stride 2); padding 1 on the
-    pooled axes, ``count_include_pad=False``. As the 2-D version, output i comes from
+    pooled axes, ``count_include_pad=False``. ``pool_kernel``/``pool_stride`` (``(t, h, w)``)
+    override the preset, e.g. MoCoGAN-HD: kernel (3,3,3), stride (1,2,2) (stride 2 in time for
+    clips longer than 16 frames). As the 2-D version, output i comes from
     ``scales[num_D-1-i]`` on the clip downsampled i times; each entry is a list of block outputs
     (``get_interm_feat``) or ``[logits]``. Input ``B,T,C,H,W``.
     """
 
     def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str | None = "instance",
                  num_D: int = 2, get_interm_feat: bool = False, downsample: str = "space",
-                 temporal_kernel: int = 3, temporal_stride: int = 1, spectral: bool = False):
+                 temporal_kernel: int = 3, temporal_stride: int = 1, spectral: bool = False,
+                 track_running_stats: bool | None = None, max_channels: int = 512,
+                 pool_kernel: Sequence[int] | None = None, pool_stride: Sequence[int] | None = None):
         super().__init__()
         if downsample not in ("space", "time", "spacetime"):
             raise ValueError(f"downsample must be space, time or spacetime, got {downsample!r}")
         self.num_D = num_D
         self.downsample = downsample
         self.get_interm_feat = get_interm_feat
+        kt, st = (1, 1) if downsample == "space" else (3, 2)
+        ks, ss = (1, 1) if downsample == "time" else (3, 2)
+        self.pool_kernel = tuple(pool_kernel) if pool_kernel is not None else (kt, ks, ks)
+        self.pool_stride = tuple(pool_stride) if pool_stride is not None else (st, ss, ss)
+        self.pool_padding = tuple(k // 2 for k in self.pool_kernel)
         self.scales = nn.ModuleList([
             VideoPatchDiscriminator3d(in_channels, ndf, n_layers, norm, True, temporal_kernel, temporal_stride,
-                                      spectral=spectral)
+                                      max_channels, spectral, track_running_stats)
             for _ in range(num_D)])
 
     def downsample_clip(self, video: torch.Tensor) -> torch.Tensor:
         """One pyramid step on ``video: B,T,C,H,W``."""
-        kt, st, pt = (1, 1, 0) if self.downsample == "space" else (3, 2, 1)
-        ks, ss, ps = (1, 1, 0) if self.downsample == "time" else (3, 2, 1)
-        x = F.avg_pool3d(video.transpose(1, 2), (kt, ks, ks), (st, ss, ss), (pt, ps, ps), count_include_pad=False)
+        x = F.avg_pool3d(video.transpose(1, 2), self.pool_kernel, self.pool_stride, self.pool_padding,
+                         count_include_pad=False)
         return x.transpose(1, 2)
 
     def forward(self, video: torch.Tensor) -> list[list[torch.Tensor]]:
