@@ -235,24 +235,17 @@ def load_into(module: torch.nn.Module, official: dict[str, torch.Tensor], mapper
     """
     from v2v.train.checkpoint import check_state_dict
 
-    mapped, unknown = {}, []
+    mapped = {}
     for k, v in official.items():
         if k.endswith("num_batches_tracked"):
             continue
         nk = mapper(k)
-        if nk is None:
-            unknown.append(k)
-        else:
-            mapped[nk] = v
+        mapped[nk if nk is not None else k] = v  # an unmapped key is reported under its official name
     expected = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
-    if unknown:
-        # keys the options do not explain: usually options from another run
-        extra = [k for k in expected if k not in mapped][:3]
-        raise V2VError(f"{path} does not match the options: unexpected official keys "
-                       f"{', '.join(f'{k} {tuple(official[k].shape)}' for k in unknown[:5])}"
-                       + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
-                       + (f"; model keys without a value: {', '.join(extra)}" if extra else ""))
-    check_state_dict(expected, mapped, path, strict=True)
+    try:
+        check_state_dict(expected, mapped, path, strict=True, limit=3)
+    except V2VError as exc:
+        raise V2VError(f"{exc} -- the options (opt.txt / config) do not describe this checkpoint") from None
     with torch.no_grad():
         module.load_state_dict(mapped, strict=False)
 

@@ -1,0 +1,136 @@
+"""vid2vid against the official fixtures: parity CLI, convert, generate on real Cityscapes labels, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # the shared 2-core machine thrashes with OpenMP spin-waits at 2 threads
+
+
+def _fix(shared, sub=""):
+    return shared / "fixtures" / "vid2vid" / sub if sub else shared / "fixtures" / "vid2vid"
+
+
+def test_parity_cli_public_fixture(shared, run_cli):
+    rc, out, err = run_cli("parity", "vid2vid", _fix(shared))
+    assert rc == 0, out + err
+    lines = [ln for ln in out.splitlines() if ln.startswith(("ok", "FAIL"))]
+    assert len(lines) >= 100 and all(ln.startswith("ok") for ln in lines)
+    # every kind of case ran: both norm modes, single steps and chains, image D and both temporal Ds
+    for needle in ("G eval step2 fake_image", "G train step0 flow", "G train chain step2 fake_image",
+                   "D train fake s1 l3", "D_T0 train fake s0 l2", "D_T1 eval real s1 l4", "encode real_A"):
+        assert any(needle in ln for ln in lines), needle
+
+
+def test_parity_cli_cityscapes35_real_frames(shared, run_cli):
+    rc, out, err = run_cli("parity", "vid2vid", _fix(shared, "cityscapes35"))
+    assert rc == 0, out + err
+    assert "G train chain step2 fake_image" in out and "FAIL" not in out
+
+
+def test_parity_fails_beyond_tolerance(shared, tmp_path, run_cli):
+    """A perturbed checkpoint must make the runner exit non-zero."""
+    src = _fix(shared)
+    for f in ("opt.txt", "cases.npz", "latest_net_D.pth", "latest_net_D_T0.pth", "latest_net_D_T1.pth"):
+        (tmp_path / f).symlink_to(src / f)
+    sd = torch.load(src / "latest_net_G0.pth", map_location="cpu", weights_only=True)
+    sd["model_final_img.1.bias"] = sd["model_final_img.1.bias"] + 1e-2
+    torch.save(sd, tmp_path / "latest_net_G0.pth")
+    from v2v.compat.vid2vid import run_parity
+
+    res = run_parity(tmp_path, chain=False)
+    bad = [r for r in res if r[1] > r[2]]
+    assert bad and all(r[0].startswith("G") for r in bad)
+
+
+def test_convert_with_and_without_num_batches_tracked(shared, tmp_path, run_cli):
+    from v2v.compat.vid2vid import load_official_generator
+    from v2v.train.checkpoint import read_weights
+
+    src = _fix(shared)
+    rc, out, err = run_cli("convert", "vid2vid", src / "latest_net_G0.pth", "--opt", src / "opt.txt",
+                           "--out", tmp_path / "a")
+    assert rc == 0, err
+    a, meta = read_weights(tmp_path / "a" / "vid2vid.safetensors")
+    assert any(k.startswith("netD_T.1.") for k in a) and any(k.startswith("netD.") for k in a)
+    # the same weights saved by a newer torch (with num_batches_tracked) convert identically
+    sd = torch.load(src / "latest_net_G0.pth", map_location="cpu", weights_only=True)
+    for k in [k for k in sd if k.endswith("running_mean")]:
+        sd[k.replace("running_mean", "num_batches_tracked")] = torch.tensor(7)
+    torch.save({"module." + k: v for k, v in sd.items()}, tmp_path / "latest_net_G0.pth")
+    rc, _, err = run_cli("convert", "vid2vid", tmp_path / "latest_net_G0.pth", "--opt", src / "options.json",
+                         "--out", tmp_path / "b")
+    assert rc == 0, err
+    b, _ = read_weights(tmp_path / "b" / "vid2vid.safetensors")
+    for k, v in b.items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(v, a[k]), k
+    # values: converted weights == official ones through the key map
+    cfg, G = load_official_generator(src / "latest_net_G0.pth", src / "opt.txt")
+    assert torch.equal(a["netG.label_encoder.stem.conv.weight"], sd["model_down_seg.1.weight"])
+    assert torch.equal(a["netG.image_branch.up.1.norm.running_var"], sd["model_up_img.4.running_var"])
+
+
+def test_generate_stuttgart_30_frames(shared, tmp_path, run_cli):
+    """Real Cityscapes label ids (2048x1024) with the 35-class official checkpoint -> 30-frame video."""
+    from v2v.compat.vid2vid import load_official_generator
+    from v2v.data.image import read_image, read_label_map
+    from v2v.data.video import open_video
+    from v2v.models.vid2vid import Vid2VidStream
+
+    fx = _fix(shared, "cityscapes35")
+    seq = shared / "data" / "cityscapes_seq" / "vid2vid" / "test_A" / "stuttgart_00"
+    out = tmp_path / "stuttgart.mp4"
+    rc, stdout, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint",
+                              fx / "latest_net_G0.pth", "--labels", seq, "--out", out, "--size", "64x128",
+                              "--no-progress")
+    assert rc == 0, err
+    with open_video(out) as v:
+        frames = v.read()
+    assert frames.shape == (30, 64, 128, 3)
+    # lossless folder output for frames 0..2 equals the in-process stream (instances from test_inst)
+    rc, _, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint", fx / "latest_net_G0.pth",
+                         "--labels", seq, "--out", str(tmp_path / "png") + "/", "--size", "64x128", "--frames", 3,
+                         "--no-progress")
+    assert rc == 0, err
+    cfg, G = load_official_generator(fx / "latest_net_G0.pth", fx / "opt.txt")
+    s = Vid2VidStream(G, cfg)
+    inst_dir = shared / "data" / "cityscapes_seq" / "vid2vid" / "test_inst" / "stuttgart_00"
+    labs = sorted(seq.glob("*.png"))[:3]
+    for i, f in enumerate(labs):
+        lab = torch.from_numpy(read_label_map(f)[8::16, 8::16].copy()).long()[None]
+        inst = torch.from_numpy(read_label_map(inst_dir / f.name)[8::16, 8::16].copy()).long()[None]
+        ref = (s.step(lab, inst)[0].permute(1, 2, 0).numpy() * 255).round()
+        got = read_image(sorted((tmp_path / "png").glob("*.png"))[i]).astype(np.float64)
+        assert np.abs(got - ref).max() <= 1.0
+    assert np.abs(frames[5].astype(float) - frames[4].astype(float)).mean() < 60  # a coherent video
+
+
+def test_generate_errors(shared, tmp_path, run_cli):
+    from v2v.data.image import write_label_map
+
+    fx = _fix(shared, "cityscapes35")
+    bad = tmp_path / "test_A" / "seq"
+    bad.mkdir(parents=True)
+    write_label_map(bad / "f_000001.png", np.full((64, 128), 40, np.int32))
+    (tmp_path / "test_inst" / "seq").mkdir(parents=True)
+    write_label_map(tmp_path / "test_inst" / "seq" / "f_000001.png", np.zeros((64, 128), np.int32))
+    rc, _, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint", fx / "latest_net_G0.pth",
+                         "--labels", bad, "--out", tmp_path / "o.mp4", "--size", "64x128", "--no-progress")
+    assert rc == 2 and "label id 40 is outside 0..34" in err and "f_000001.png" in err
+    lonely = tmp_path / "x_A" / "seq"
+    lonely.mkdir(parents=True)
+    write_label_map(lonely / "f_000001.png", np.full((64, 128), 7, np.int32))
+    rc, _, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint", fx / "latest_net_G0.pth",
+                         "--labels", lonely, "--out", tmp_path / "o.mp4", "--no-progress")
+    assert rc == 2 and "instance maps" in err and len(err.strip().splitlines()) == 1
+    # checkpoint from another option set: names the first mismatched keys and shapes
+    rc, _, err = run_cli("generate", "vid2vid", "--config", _fix(shared) / "opt.txt", "--checkpoint",
+                         fx / "latest_net_G0.pth", "--labels", bad, "--out", tmp_path / "o.mp4", "--no-progress")
+    assert rc == 2 and "shape mismatch" in err and "label_encoder.stem.conv.weight" in err
+    assert "file (8,108,7,7) vs model (8,27,7,7)" in err
+    assert not (tmp_path / "o.mp4").exists()
