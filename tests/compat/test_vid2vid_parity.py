@@ -48,14 +48,13 @@ def test_parity_fails_beyond_tolerance(shared, tmp_path, run_cli):
 
 
 def test_convert_with_and_without_num_batches_tracked(shared, tmp_path, run_cli):
-    from v2v.compat.vid2vid import load_official_generator
     from v2v.train.checkpoint import read_weights
 
     src = _fix(shared)
-    rc, out, err = run_cli("convert", "vid2vid", src / "latest_net_G0.pth", "--opt", src / "opt.txt",
+    rc, _out, err = run_cli("convert", "vid2vid", src / "latest_net_G0.pth", "--opt", src / "opt.txt",
                            "--out", tmp_path / "a")
     assert rc == 0, err
-    a, meta = read_weights(tmp_path / "a" / "vid2vid.safetensors")
+    a, _meta = read_weights(tmp_path / "a" / "vid2vid.safetensors")
     assert any(k.startswith("netD_T.1.") for k in a) and any(k.startswith("netD.") for k in a)
     # the same weights saved by a newer torch (with num_batches_tracked) convert identically
     sd = torch.load(src / "latest_net_G0.pth", map_location="cpu", weights_only=True)
@@ -70,7 +69,6 @@ def test_convert_with_and_without_num_batches_tracked(shared, tmp_path, run_cli)
         if not k.endswith("num_batches_tracked"):
             assert torch.equal(v, a[k]), k
     # values: converted weights == official ones through the key map
-    cfg, G = load_official_generator(src / "latest_net_G0.pth", src / "opt.txt")
     assert torch.equal(a["netG.label_encoder.stem.conv.weight"], sd["model_down_seg.1.weight"])
     assert torch.equal(a["netG.image_branch.up.1.norm.running_var"], sd["model_up_img.4.running_var"])
 
@@ -85,7 +83,7 @@ def test_generate_stuttgart_30_frames(shared, tmp_path, run_cli):
     fx = _fix(shared, "cityscapes35")
     seq = shared / "data" / "cityscapes_seq" / "vid2vid" / "test_A" / "stuttgart_00"
     out = tmp_path / "stuttgart.mp4"
-    rc, stdout, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint",
+    rc, _stdout, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint",
                               fx / "latest_net_G0.pth", "--labels", seq, "--out", out, "--size", "64x128",
                               "--no-progress")
     assert rc == 0, err
