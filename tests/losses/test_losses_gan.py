@@ -128,3 +128,16 @@ def test_edn_fixture_losses(shared):
            "D_real": float(gan(real, True)), "D_fake": float(gan(fake, False))}
     for k, v in got.items():
         assert v == pytest.approx(want[k], abs=1e-4, rel=1e-4), (k, v, want[k])
+
+
+def test_relativistic_lsgan_known_value():
+    from v2v.losses.gan import relativistic_lsgan_loss
+
+    pred = torch.tensor([1.0, 3.0])
+    other = torch.tensor([0.0, 2.0])  # mean 1 -> d = [0, 2]
+    assert float(relativistic_lsgan_loss(pred, other, True)) == pytest.approx(1.0)   # ((0-1)^2 + (2-1)^2)/2
+    assert float(relativistic_lsgan_loss(pred, other, False)) == pytest.approx(2.0)  # (0 + 4)/2
+    # two scales with features: last element of each, summed
+    two = [[torch.zeros(3), pred], [torch.zeros(3), pred]]
+    oth = [[torch.zeros(3), other], [torch.zeros(3), other]]
+    assert float(relativistic_lsgan_loss(two, oth, True)) == pytest.approx(2.0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from v2v.losses.gan import GANLoss, gradient_penalty
+from v2v.losses.gan import GANLoss, gradient_penalty, relativistic_lsgan_loss
 from v2v.nn.spectral_norm import convert_legacy_spectral_norm
 from v2v.nn.video_discriminators import (
     DVDSpatialDiscriminator,
@@ -178,6 +178,11 @@ def test_mocogan_hd_d3d_parity(shared):
             for j in range(5):
                 torch.testing.assert_close(out[i][j], torch.from_numpy(c[f"d3d_fake_s{i}_l{j}"]), atol=1e-4, rtol=1e-4)
             torch.testing.assert_close(out_r[i][-1], torch.from_numpy(c[f"d3d_real_s{i}_final"]), atol=1e-4, rtol=1e-4)
+        # relativistic average LSGAN on these outputs (official loss values of the fixture)
+        assert float(relativistic_lsgan_loss(out_r, out, True)) == pytest.approx(float(c["loss_D_real_3d"]), abs=1e-5)
+        assert float(relativistic_lsgan_loss(out, out_r, False)) == pytest.approx(float(c["loss_D_fake_3d"]), abs=1e-5)
+        g = 0.5 * (relativistic_lsgan_loss(out, out_r, True) + relativistic_lsgan_loss(out_r, out, False))
+        assert float(g) == pytest.approx(float(c["loss_G_3d"]), abs=1e-5)
         md.train()
         out_t = md(fake)
         for i in range(2):

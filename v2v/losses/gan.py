@@ -36,7 +36,7 @@ from torch import nn
 
 from v2v.errors import V2VError, unknown_key_message
 
-__all__ = ["GAN_MODES", "GANLoss", "gradient_penalty", "last_outputs", "r1_penalty"]
+__all__ = ["GAN_MODES", "GANLoss", "gradient_penalty", "last_outputs", "r1_penalty", "relativistic_lsgan_loss"]
 
 GAN_MODES = ("lsgan", "vanilla", "nonsaturating", "hinge", "wgan")
 
@@ -100,6 +100,26 @@ class GANLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+def relativistic_lsgan_loss(pred, other, target_is_real: bool, real_label: float = 1.0,
+                            fake_label: float = 0.0) -> torch.Tensor:
+    """Relativistic average LSGAN (MoCoGAN-HD): per scale ``MSE(pred - mean(other), label)``, summed.
+
+    ``pred``/``other``: D outputs in any form :class:`GANLoss` accepts (the final output of
+    each scale is used). D loss: ``ra(D(real), D(fake), True) + ra(D(fake), D(real), False)``;
+    MoCoGAN-HD's G loss: ``(ra(D(fake), D(real), True) + ra(D(real), D(fake), False)) / 2``.
+    """
+    ps, os_ = last_outputs(pred), last_outputs(other)
+    if len(ps) != len(os_):
+        raise ValueError(f"pred has {len(ps)} scales, other has {len(os_)}")
+    t = real_label if target_is_real else fake_label
+    total = None
+    for p, o in zip(ps, os_):
+        d = p - o.mean()
+        term = F.mse_loss(d, torch.full_like(d, t))
+        total = term if total is None else total + term
+    return total
 
 
 def _d_scalar(out) -> torch.Tensor:
