@@ -36,6 +36,7 @@ __all__ = [
     "model_config_from_official",
     "read_official_checkpoint",
     "run_parity",
+    "to_official_state_dict",
 ]
 
 PARTS = ("kp_detector", "generator", "discriminator")
@@ -157,6 +158,46 @@ def map_official_state_dict(part: str, sd: dict) -> dict:
             k = _apply_rules(k, _GEN_RULES)
         elif part == "discriminator":
             k = _disc_key(k)
+        out[k] = v
+    if part == "discriminator":
+        from v2v.nn.spectral_norm import convert_legacy_spectral_norm
+
+        out = convert_legacy_spectral_norm(out)
+    return out
+
+
+_KP_INV = [
+    (r"^hourglass\.encoder\.blocks\.", "predictor.encoder.down_blocks."),
+    (r"^hourglass\.decoder\.blocks\.", "predictor.decoder.up_blocks."),
+    (r"^heatmap_head\.", "kp."),
+    (r"^jacobian_head\.", "jacobian."),
+]
+_GEN_INV = [
+    (r"^stem\.", "first."),
+    (r"^bottleneck\.(\d+)\.", r"bottleneck.r\1."),
+    (r"^head\.", "final."),
+    (r"^dense_motion\.hourglass\.encoder\.blocks\.", "dense_motion_network.hourglass.encoder.down_blocks."),
+    (r"^dense_motion\.hourglass\.decoder\.blocks\.", "dense_motion_network.hourglass.decoder.up_blocks."),
+    (r"^dense_motion\.mask_head\.", "dense_motion_network.mask."),
+    (r"^dense_motion\.occlusion_head\.", "dense_motion_network.occlusion."),
+    (r"^dense_motion\.down\.", "dense_motion_network.down."),
+]
+
+
+def to_official_state_dict(part: str, sd: dict) -> dict:
+    """Inverse of :func:`map_official_state_dict`: our keys -> official module keys (legacy
+    spectral-norm layout ``weight_orig/weight_u/weight_v``). Used to export and in tests."""
+    out = {}
+    for k, v in sd.items():
+        if part == "kp_detector":
+            k = _apply_rules(k, _KP_INV)
+        elif part == "generator":
+            k = _apply_rules(k, _GEN_INV)
+        elif part == "discriminator":
+            k = re.sub(r"^(discs\.[^.]+\.)blocks\.", r"\1down_blocks.", k)
+            k = re.sub(r"^(discs\.[^.]+\.)head\.", r"\1conv.", k)
+            k = k.replace("parametrizations.weight.original", "weight_orig")
+            k = k.replace("parametrizations.weight.0._u", "weight_u").replace("parametrizations.weight.0._v", "weight_v")
         out[k] = v
     return out
 

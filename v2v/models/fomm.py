@@ -162,6 +162,7 @@ class FOMMDataConfig:
     size: list[int] = field(default_factory=lambda: [256, 256])  # H, W
     horizontal_flip: bool = True
     time_flip: bool = True
+    jitter: float = 0.0  # colour jitter (brightness/contrast/saturation/hue), 0 = off
     repeats: int = 1  # dataset length multiplier (official num_repeats)
     test_pairs: int = 16  # held-out (source, driving) pairs per evaluation pass
 
@@ -639,16 +640,27 @@ class FOMMSystem(System):
 
     @classmethod
     def build_dataset(cls, data_cfg: FOMMDataConfig, split: str, model_cfg=None):
+        """(source, driving) frame pairs of one video: ``root/{split}/<video>`` (mp4/gif/frame
+        folder, or ``<video>/frames/*.png`` as written by ``v2v data synth``). Train: the official
+        flips (+ jitter); test: fixed draws (seed 0) so held-out metrics are comparable."""
         import os
 
         from v2v.data.datasets import VideoFolderDataset
 
-        root = os.path.join(data_cfg.root, split)
-        if not os.path.isdir(root):
+        if not os.path.isdir(os.path.join(data_cfg.root, split)):
             if split == "train":
                 raise V2VError(f"data.root: no '{split}' folder in {data_cfg.root}")
             return None
-        return _PairsDataset(VideoFolderDataset, root, data_cfg, train=(split == "train"))
+        train = split == "train"
+        aug = {"flip": data_cfg.horizontal_flip, "time_flip": data_cfg.time_flip}
+        if data_cfg.jitter:
+            aug["jitter"] = data_cfg.jitter
+        ds = VideoFolderDataset(data_cfg.root, mode="pairs", size=tuple(data_cfg.size),
+                                repeats=data_cfg.repeats if train else 1, augment=aug if train else None,
+                                split=split, seed=None if train else 0)
+        if not train and data_cfg.test_pairs and len(ds) > data_cfg.test_pairs:
+            ds = torch.utils.data.Subset(ds, list(range(data_cfg.test_pairs)))
+        return ds
 
     @property
     def gan_enabled(self) -> bool:
@@ -748,30 +760,3 @@ class FOMMSystem(System):
         """Reconstruction L1 (mean |prediction - driving|) on held-out (source, driving) pairs."""
         gen = self.reconstruct(batch["source"], batch["driving"])
         return {"rec_l1": float((gen["prediction"] - batch["driving"]).abs().mean())}
-
-
-class _PairsDataset(torch.utils.data.Dataset):
-    """(source, driving) frame pairs of one video, with the official flips (train split)."""
-
-    def __init__(self, dataset_cls, root: str, cfg: FOMMDataConfig, train: bool):
-        self.base = dataset_cls(root, size=tuple(cfg.size), mode="pairs")
-        self.cfg = cfg
-        self.train = train
-        self.n = len(self.base) * (max(1, cfg.repeats) if train else 1)
-        if not train:
-            self.n = min(self.n, max(1, cfg.test_pairs)) if len(self.base) else 0
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        item = self.base[i % len(self.base)]
-        src, drv = item["source"], item["driving"]
-        if self.train:
-            import random
-
-            if self.cfg.time_flip and random.random() < 0.5:
-                src, drv = drv, src
-            if self.cfg.horizontal_flip and random.random() < 0.5:
-                src, drv = src.flip(-1), drv.flip(-1)
-        return {"source": src, "driving": drv}
