@@ -96,13 +96,14 @@ class KeypointStats:
 
 def keypoint_stats(frames: Sequence[PoseFrame | None], spread=None, stophere: int = 20000, draws=None,
                    rng: np.random.Generator | None = None, frame_hw=(1080, 1920), name: str = "poses",
-                   one_person_only: bool = True) -> KeypointStats:
+                   one_person_only: bool = True, fmt: str = "BODY_23") -> KeypointStats:
     """Statistics of a subject (official ``get_keypoints_stats``).
 
     ``frames[n]`` is frame n (None = no person). ``spread = (lo, hi)``: frames are drawn uniformly in
     ``[lo, hi)`` with replacement until ``min(stophere, hi - lo)`` valid frames are counted. ``draws``
     replays a recorded draw sequence (the official code is unseeded); else ``rng`` (default seeded 0)
-    draws. A frame that does not hold exactly one BODY_23 person is skipped without counting.
+    draws. A frame that does not hold exactly one ``fmt`` person (official: BODY_23) is skipped
+    without counting.
     Raises V2VError naming ``name`` when no frame is valid (e.g. no visible ankles).
     """
     if spread is None:
@@ -113,11 +114,11 @@ def keypoint_stats(frames: Sequence[PoseFrame | None], spread=None, stophere: in
     usable = []
     for n in range(lo, hi):
         f = frames[n] if 0 <= n < len(frames) else None
-        ok = f is not None and (f.num_people == 1 or not one_person_only) and f.format == "BODY_23"
-        usable.append(ok and pose_stats(f.body, "BODY_23") is not None)
+        ok = f is not None and (f.num_people == 1 or not one_person_only) and f.format == fmt
+        usable.append(ok and pose_stats(f.body, fmt) is not None)
     if not any(usable):
         raise V2VError(
-            f"{name}: no usable pose in frames {lo}..{hi - 1}: statistics need one BODY_23 person with a "
+            f"{name}: no usable pose in frames {lo}..{hi - 1}: statistics need one {fmt} person with a "
             f"visible head (nose or both ears), right ankle and left ear; none of the {hi - lo} frames "
             f"has visible ankles and head")
     st = KeypointStats(maxheight=0.0, mintoe=float(frame_hw[0]), maxtoe=0.0, avemintoe=0.0,
@@ -140,9 +141,9 @@ def keypoint_stats(frames: Sequence[PoseFrame | None], spread=None, stophere: in
                 raise V2VError(f"{name}: too few valid frames to collect statistics")
         st.draws.append(n)
         f = frames[n] if 0 <= n < len(frames) else None
-        if f is None or f.format != "BODY_23" or (one_person_only and f.num_people != 1):
+        if f is None or f.format != fmt or (one_person_only and f.num_people != 1):
             continue  # the official `continue` also skips the stop test
-        chk = pose_stats(f.body, "BODY_23")
+        chk = pose_stats(f.body, fmt)
         if chk:
             height, mn, mx = chk
             st.maxheight = max(st.maxheight, height)
@@ -264,7 +265,7 @@ def _interp(max_tip_toe: float, p: NormParams):
 
 
 def normalize_frames(frames: Sequence[PoseFrame | None], params: NormParams, target_width: int = 1920,
-                     one_person_only: bool = True, keep_skipped: bool = False):
+                     one_person_only: bool = True, keep_skipped: bool = False, fmt: str = "BODY_23"):
     """Official ``transform_interp`` (minus rendering): yields a :class:`FrameNorm` per frame.
 
     Frames must be BODY_23 in canvas pixels. The anchor is ``(target_width // 2, y of the lower ankle
@@ -276,10 +277,10 @@ def normalize_frames(frames: Sequence[PoseFrame | None], params: NormParams, tar
     lastdiff, lastscale = 0.0, 0.0
     pending = []
     for n, f in enumerate(frames):
-        if f is None or f.format != "BODY_23" or (one_person_only and f.num_people != 1):
+        if f is None or f.format != fmt or (one_person_only and f.num_people != 1):
             yield FrameNorm(n, 0)
             continue
-        chk = pose_stats(f.body, "BODY_23")
+        chk = pose_stats(f.body, fmt)
         if not chk and min_coords is None:
             if keep_skipped:
                 pending.append((n, f))
@@ -294,7 +295,8 @@ def normalize_frames(frames: Sequence[PoseFrame | None], params: NormParams, tar
             lastdiff, lastscale = diff, scale
         if min_coords is None:
             b = f.body
-            idx = 10 if b[10, 1] > b[15, 1] else 15
+            ra, la = _STATS_IDX[fmt][3:]
+            idx = ra if b[ra, 1] > b[la, 1] else la
             min_coords = (target_width // 2, b[idx, 1])
         tb = (min_coords[0] - scale * min_coords[0], min_coords[1] - scale * min_coords[1] + diff)
         for (pn, pf) in pending:
