@@ -337,14 +337,17 @@ class Vid2VidStream:
             (zero previous frames, hallucinated image only: official ``--no_first_img``).
         norm_stats: ``"batch"`` (official test.py: BN statistics of each frame) or ``"running"``.
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        channels_last: run the convolutions in NHWC memory layout (about 1.25x faster on CPU with
+            oneDNN; outputs equal up to float rounding). Converts ``generator`` in place.
 
     ``step(labels, instances) -> B,3,H,W`` in [0,1]: one output frame per label map
     (``labels``: ``B,H,W`` integer ids; ``instances``: ``B,H,W`` or None).
     """
 
     def __init__(self, generator: CompositeGenerator, cfg: Vid2VidModelConfig, first_frames=None,
-                 norm_stats: str = "batch", precision: str = "fp32"):
-        self.G = generator
+                 norm_stats: str = "batch", precision: str = "fp32", channels_last: bool = False):
+        self.channels_last = channels_last
+        self.G = generator.to(memory_format=torch.channels_last) if channels_last else generator
         self.cfg = cfg
         self.tG = cfg.n_frames_G
         self.first = [f if f.dim() == 4 else f.unsqueeze(0) for f in (first_frames or [])]
@@ -397,6 +400,9 @@ class Vid2VidStream:
         lab = torch.cat(list(self.labels), 1)
         prev = torch.cat(list(self.prev), 1)
         mask = foreground_mask(enc, self.cfg.fg_labels) if self.cfg.fg else None
+        if self.channels_last:
+            lab = lab.contiguous(memory_format=torch.channels_last)
+            prev = prev.contiguous(memory_format=torch.channels_last)
         ctx = (torch.autocast(enc.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                else contextlib.nullcontext())
         with norm_statistics(self.G, self.norm_stats), ctx:
