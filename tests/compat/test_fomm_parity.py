@@ -29,7 +29,7 @@ def test_parity_cli_passes(fixture_dir, run_cli):
 
 def test_convert_then_load_matches_official(fixture_dir, tmp_path, run_cli):
     ckpt = fixture_dir / "00000099-checkpoint.pth.tar"
-    rc, out, err = run_cli("convert", "fomm", ckpt, "--config", fixture_dir / "config.yaml", "--out", tmp_path)
+    rc, _, err = run_cli("convert", "fomm", ckpt, "--config", fixture_dir / "config.yaml", "--out", tmp_path)
     assert rc == 0, err
     ours = cf.load_fomm(tmp_path / "fomm.safetensors", tmp_path / "fomm.yaml")
     official = cf.load_fomm(ckpt, fixture_dir / "config.yaml")
