@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from v2v.models.fomm import (
@@ -124,7 +123,7 @@ def test_animate_real_data_keeps_fps_and_frame_count(shared, tmp_path, run_cli):
     clip, fps = _short_clip(shared, tmp_path)
     assert fps == 35
     out = tmp_path / "anim.mp4"
-    rc, stdout, err = run_cli("animate", "--config", fx / "config.yaml", "--checkpoint", fx / "00000099-checkpoint.pth.tar",
+    rc, _stdout, err = run_cli("animate", "--config", fx / "config.yaml", "--checkpoint", fx / "00000099-checkpoint.pth.tar",
                               "--source", shared / "data" / "animation" / "source" / "doll-06.png", "--driving", clip,
                               "--out", out, "--size", 64, "--batch-frames", 3, "--adapt-scale", "--find-best-frame")
     assert rc == 0, err
@@ -176,7 +175,7 @@ def test_short_training_lowers_heldout_reconstruction(tmp_path, run_cli):
     seed_everything(cfg.train.seed)
     before = cls.from_config(cfg.model).eval()  # the trainer's initial weights (same seed)
     after = cls.from_config(cfg.model).eval()
-    ckpt = sorted((tmp_path / "run" / "checkpoints").glob("*.safetensors"))[-1]
+    ckpt = max((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
     load_weights(after, ckpt)
     test = cls.build_dataset(cfg.data, "test", cfg.model)
     batch = torch.utils.data.default_collate([test[i] for i in range(len(test))])
