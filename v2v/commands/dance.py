@@ -144,7 +144,7 @@ def normalized_sequence(src_frames, src_hw, tgt_stats, tgt_hw, fmt, smooth=7, no
     if normalize:
         sst = keypoint_stats(frames, (0, len(frames)), 20000, rng=np.random.default_rng(seed), frame_hw=tgt_hw,
                              name="source poses", fmt=fmt)
-        params = compute_norm_params(tgt_stats, sst, tgt_frac, src_frac)
+        params = compute_norm_params(tgt_stats, sst, tgt_frac, src_frac, fallback=True)
         res = list(normalize_frames(frames, params, target_width=int(tgt_hw[1]), keep_skipped=True, fmt=fmt))
         out = [r.frame for r in res]
     else:
@@ -189,14 +189,27 @@ def _load_model(args):
     if getattr(exp, "system", "dance") != "dance":
         raise V2VError(f"{cfg_path}: system is '{exp.system}', `v2v dance` needs a dance config")
     mcfg = exp.model
+    tensors, meta = read_weights(ckpt)
+    if meta.get("config"):  # a training checkpoint carries its experiment: its model section built the weights
+        from v2v.config import from_dict
+
+        try:
+            emb = json.loads(meta["config"])
+        except ValueError:
+            emb = {}
+        if isinstance(emb, dict) and emb.get("system", "dance") == "dance" and isinstance(emb.get("model"), dict):
+            mcfg = from_dict(type(mcfg), emb["model"], prefix="model")
+    elif meta.get("model"):  # `v2v convert dance` output
+        from v2v.config import from_dict
+
+        mcfg = from_dict(type(mcfg), json.loads(meta["model"]), prefix="model")
     mcfg.vgg = False  # inference only
     system = DanceSystem(mcfg, build_losses=False)
-    tensors, _ = read_weights(ckpt)
     if any(k.startswith("generator.") for k in tensors):
         load_weights(system.generator, ckpt, strict=True, prefix="generator.",
                      ema=any(k.startswith("ema.generator.") for k in tensors))
     else:
-        load_weights(system.generator, ckpt, strict=True)
+        load_weights(system, ckpt, strict=False)
     del torch
     return system, exp.data
 
@@ -254,7 +267,7 @@ def run_dance(args) -> int:
                 from v2v.data.image import write_image
 
                 write_image(os.path.join(args.labels_out, f"{t:06d}.png"), label)
-            x = torch.from_numpy(np.ascontiguousarray(label)).to(device).permute(2, 0, 1)[None].float() / 255.0
+            x = torch.from_numpy(np.array(label)).to(device).permute(2, 0, 1)[None].float() / 255.0
             b = None if box is None else torch.tensor([box], device=device)
             img = G.step_raw(x, prev, b)["image"]
             prev = img

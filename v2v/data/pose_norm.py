@@ -205,10 +205,24 @@ def _max_height_near(t2h: dict, center: float, rng_: float) -> float:
 
 
 def compute_norm_params(target: KeypointStats, source: KeypointStats, target_median_frac: float = 0.5,
-                        source_median_frac: float = 0.5, frac: float = 0.05) -> NormParams:
-    """Official scale/translation from target (``m_``) and source (``t_``) statistics."""
-    m_h = find_horizon(target, target_median_frac, "target poses")
-    t_h = find_horizon(source, source_median_frac, "source poses")
+                        source_median_frac: float = 0.5, frac: float = 0.05, fallback: bool = False) -> NormParams:
+    """Official scale/translation from target (``m_``) and source (``t_``) statistics.
+
+    With ``fallback`` (not official), a subject whose horizon cannot be found (short clips, little
+    motion in depth) uses its highest ankle position (or 1 px above the lowest) as the horizon, and
+    missing close/far heights fall back to the subject's maximum height, instead of an error."""
+
+    def horizon(st, f, name):
+        try:
+            return find_horizon(st, f, name)
+        except V2VError:
+            if not fallback:
+                raise
+            h = float(min(st.tiptoes))
+            return h if st.maxtoe - h > 1e-6 else float(st.maxtoe) - 1.0
+
+    m_h = horizon(target, target_median_frac, "target poses")
+    t_h = horizon(source, source_median_frac, "source poses")
     m_maxtoe, t_maxtoe = target.maxtoe, source.maxtoe
     translation = [[m_maxtoe, m_h], [t_maxtoe, t_h]]
     small = t_maxtoe - t_h < m_maxtoe - m_h
@@ -231,6 +245,9 @@ def compute_norm_params(target: KeypointStats, source: KeypointStats, target_med
         close0, reset[0] = max_all0, True
     if max_all1 - close1 > 0.1 * max_all1:
         close1, reset[1] = max_all1, True
+    if fallback:
+        close0, far0 = close0 or target.maxheight, far0 or target.maxheight
+        close1, far1 = close1 or source.maxheight, far1 or source.maxheight
     if close1 == 0 or far1 == 0:
         raise V2VError("source poses: no source height found near the "
                        + ("camera (close)" if close1 == 0 else "horizon (far)") + " position")

@@ -411,8 +411,8 @@ class DancePairDataset(torch.utils.data.Dataset):
                                         cfg.num_face_keypoints, cfg.map_25_to_23, with_box=True,
                                         box_hw=tuple(cfg.face_box) if cfg.face_box else None,
                                         strict_box=need_face_box)
-                labels.append(torch.from_numpy(np.ascontiguousarray(lab)).permute(2, 0, 1).float() / 255.0)
-                images.append(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0)
+                labels.append(torch.from_numpy(np.array(lab)).permute(2, 0, 1).float() / 255.0)
+                images.append(torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0)
                 boxes.append(torch.tensor(box, dtype=torch.long))
             self.videos.append((labels, images, boxes))
             for t in range(n - cfg.stride):
