@@ -140,7 +140,7 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, *, weight: float
     b = real.shape[0]
     if alpha is None:
         alpha = torch.rand(b, device=real.device, dtype=real.dtype)
-    alpha = alpha.to(real.dtype)
+    alpha = torch.as_tensor(alpha).to(device=real.device, dtype=real.dtype)
     if alpha.dim() == 1:
         alpha = alpha.view(b, *([1] * (real.dim() - 1)))
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
