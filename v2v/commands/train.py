@@ -34,7 +34,11 @@ def run(args) -> int:
         resume = "latest"
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
+    if args.seed and not any(o.startswith("train.seed=") for o in overrides):
+        overrides.append(f"train.seed={args.seed}")  # a non-zero global --seed overrides train.seed
     system_cls, cfg = load_experiment(args.config, overrides)
-    run_experiment(system_cls, cfg, out_dir=args.out, device=args.device, resume=resume,
-                   progress=not args.no_progress)
+    trainer = run_experiment(system_cls, cfg, out_dir=args.out, device=args.device, resume=resume,
+                             progress=not args.no_progress)
+    if trainer.summary:
+        print(trainer.summary)
     return 0

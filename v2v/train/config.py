@@ -46,7 +46,8 @@ class TrainConfig:
     grad_clip: float | dict[str, float] | None = None  # max grad norm, one value or per group
     ema: float | None = None  # EMA decay of system.generator_module() (e.g. 0.999), null = off
     ema_start: int = 0  # EMA copies the weights until this step, then averages
-    amp: bool = False  # mixed precision (float16 autocast + GradScaler); CUDA only, ignored on CPU
+    amp: bool = False  # mixed precision autocast on CUDA (ignored on CPU, with a log line)
+    amp_dtype: str = "float16"  # float16 (with a GradScaler) | bfloat16 (no scaler needed)
     deterministic: bool = False  # torch.use_deterministic_algorithms + cudnn deterministic
     seed: int = 0
     log_every: int = 10
@@ -92,6 +93,10 @@ def validate(cfg: TrainConfig) -> None:
         from v2v.errors import unknown_key_message
 
         raise V2VError(unknown_key_message("train.lr_schedule", cfg.lr_schedule, SCHEDULES))
+    if cfg.amp_dtype not in ("float16", "bfloat16"):
+        from v2v.errors import unknown_key_message
+
+        raise V2VError(unknown_key_message("train.amp_dtype", cfg.amp_dtype, ("float16", "bfloat16")))
     if cfg.ema is not None and not 0.0 <= cfg.ema < 1.0:
         raise V2VError(f"config key 'train.ema': expected a decay in [0, 1) or null, got {cfg.ema}")
     for k in ("log_every", "sample_every", "eval_every", "ckpt_every", "keep_last", "num_workers", "eval_batches"):

@@ -80,7 +80,9 @@ class SeededItems(torch.utils.data.Dataset):
         try:
             random.seed(s)
             np.random.seed(s % (2**32))
-            torch.manual_seed(s)
+            # the CPU generator only: torch.manual_seed also queues lazy CUDA seeding, which records
+            # a stack trace per call (milliseconds per item); datasets build items on the CPU
+            torch.default_generator.manual_seed(s)
             return self.dataset[i]
         finally:
             random.setstate(py)

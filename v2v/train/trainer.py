@@ -203,7 +203,11 @@ class Trainer:
             self._amp_note = f"train.amp ignored on {self.device} (CUDA only)"
         else:
             self._amp_note = None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self._stop_signal = None
+        self._resume_note = None
+        self.summary = ""
 
         self.ema = None
         self.ema_prefix = ""
@@ -278,7 +282,7 @@ class Trainer:
                 "world_size": self.dist.world_size,
                 "weights": os.path.basename(wpath),
                 "optimizers": {g: o.state_dict() for g, o in self.optimizers.items()},
-                "scaler": self.scaler.state_dict() if self.amp else {},
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
                 "rng": rngs,
                 "config": json.dumps(to_dict(self.experiment)) if self.experiment is not None else "",
             }
@@ -308,6 +312,7 @@ class Trainer:
             else:
                 log.warning("%s has no EMA weights; EMA restarts from the current generator", weights_path)
                 self._ema_copy()
+        self._warn_config_changes(state.get("config") or "", state_path)
         opt_states = state.get("optimizers", {})
         if set(opt_states) != set(self.optimizers):
             raise V2VError(f"{state_path}: optimizer groups {sorted(opt_states)} do not match the system's "
@@ -317,7 +322,7 @@ class Trainer:
                 o.load_state_dict(opt_states[g])
             except (ValueError, KeyError) as exc:
                 raise V2VError(f"{state_path}: optimizer state of group '{g}' does not fit: {exc}") from None
-        if self.amp and state.get("scaler"):
+        if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
@@ -337,6 +342,33 @@ class Trainer:
 
             seed_everything(self.cfg.seed + 1_000_003 * self.dist.rank + self.step)
         log.info("resumed from %s at step %d", weights_path, self.step)
+
+    def _warn_config_changes(self, saved_json: str, where: str) -> None:
+        if not saved_json or self.experiment is None:
+            return
+        try:
+            saved = json.loads(saved_json)
+        except json.JSONDecodeError:
+            return
+        now = json.loads(json.dumps(to_dict(self.experiment)))
+
+        def flat(d, pre=""):
+            out = {}
+            for k, v in d.items():
+                if isinstance(v, dict) and v and all(isinstance(x, str) for x in v):
+                    out.update(flat(v, f"{pre}{k}."))
+                else:
+                    out[f"{pre}{k}"] = v
+            return out
+
+        a, b = flat(saved), flat(now)
+        ignore = {"train.steps", "train.out_dir"}
+        changed = [k for k in sorted(set(a) | set(b)) if k not in ignore and a.get(k) != b.get(k)]
+        if changed:
+            shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:6])
+            msg = f"resuming {where} with a changed config ({shown}{', ...' if len(changed) > 6 else ''})"
+            log.warning(msg)
+            self._resume_note = msg
 
     # ------------------------------------------------------------- helpers
     def _set_lrs(self) -> dict[str, float]:
@@ -401,8 +433,9 @@ class Trainer:
         cfg = self.cfg
         exit_after = int(os.environ.get(EXIT_HOOK_ENV, "0") or 0)
         logger = RunLogger(self.out_dir, cfg.steps, self.step, active=self.dist.is_main, progress=self.progress)
-        if self._amp_note:
-            logger.info(self._amp_note)
+        for note in (self._amp_note, self._resume_note):
+            if note:
+                logger.info(note)
         if self.step >= cfg.steps:
             logger.info(f"already at step {self.step} >= train.steps {cfg.steps}; nothing to do")
             logger.close()
@@ -416,8 +449,10 @@ class Trainer:
         count = 0
         last: dict[str, float] = {}
         t_last, s_last = time.perf_counter(), self.step
-        autocast = torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp)
+        autocast = torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.amp)
         self.system.train()
+        restore_signals = self._install_signal_handlers()
+        t_start, s_start = time.perf_counter(), self.step
         try:
             while self.step < cfg.steps:
                 batch = _to_device(next(data), self.device)
@@ -480,16 +515,66 @@ class Trainer:
                         logger.scalars(self.step, ev)
                         logger.info(f"step {self.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in ev.items()))
                     barrier(self.dist)
-                if self._due(cfg.ckpt_every):
-                    self.save_checkpoint()
+                stop = self._stop_requested()
+                if self._due(cfg.ckpt_every) or stop:
+                    paths = self.save_checkpoint()
                     if exit_after and self.step == exit_after:
                         logger.close()
                         os._exit(17)  # test hook: a hard exit, as if killed right after the checkpoint
+                    if stop:
+                        if self.dist.is_main:
+                            log.warning("stopped by %s at step %d; checkpoint %s; continue with --resume",
+                                        self._stop_signal, self.step, paths[0] if paths else "?")
+                        break
                 self.system.train()
         finally:
+            restore_signals()
             logger.close()
             del data
+        dt = time.perf_counter() - t_start
+        if self.dist.is_main and self.step > s_start:
+            latest = ckpt.find_latest(self.ckpt_dir)
+            self.summary = (f"trained steps {s_start + 1}-{self.step} in {dt:.1f} s "
+                            f"({(self.step - s_start) / max(dt, 1e-9):.2f} it/s); "
+                            f"latest checkpoint: {latest[0] if latest else 'none'}")
         return last
+
+    def _install_signal_handlers(self):
+        """SIGTERM/SIGUSR1 (cluster preemption): finish the step, checkpoint, stop. Main thread only."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        sigs = [signal.SIGTERM] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+        old = {}
+
+        def handler(signum, frame):
+            self._stop_signal = signal.Signals(signum).name
+
+        for sg in sigs:
+            try:
+                old[sg] = signal.signal(sg, handler)
+            except (ValueError, OSError):
+                pass
+
+        def restore():
+            for sg, h in old.items():
+                signal.signal(sg, h)
+
+        return restore
+
+    def _stop_requested(self) -> bool:
+        flag = self._stop_signal is not None
+        if not self.dist.enabled:
+            return flag
+        import torch.distributed as tdist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
+        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)  # every rank stops at the same step
+        if t.item() > 0 and self._stop_signal is None:
+            self._stop_signal = "peer"
+        return bool(t.item() > 0)
 
 
 def _try_build(system_cls, data_cfg, split: str, model_cfg):
