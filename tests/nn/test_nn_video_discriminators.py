@@ -183,6 +183,10 @@ def test_mocogan_hd_d3d_parity(shared):
         assert float(relativistic_lsgan_loss(out, out_r, False)) == pytest.approx(float(c["loss_D_fake_3d"]), abs=1e-5)
         g = 0.5 * (relativistic_lsgan_loss(out, out_r, True) + relativistic_lsgan_loss(out_r, out, False))
         assert float(g) == pytest.approx(float(c["loss_G_3d"]), abs=1e-5)
+    gp = gradient_penalty(md, real, fake, alpha=torch.from_numpy(c["in_gp_alpha"]), per_scale=True, norm_dim=2,
+                          weight=10 / 2)
+    assert float(gp.detach()) == pytest.approx(float(c["loss_gp_3d"]), rel=1e-5)
+    with torch.no_grad():
         md.train()
         out_t = md(fake)
         for i in range(2):

@@ -127,15 +127,22 @@ def _d_scalar(out) -> torch.Tensor:
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, *, weight: float = 1.0,
-                     target_norm: float = 1.0, alpha: torch.Tensor | None = None) -> torch.Tensor:
+                     target_norm: float = 1.0, alpha: torch.Tensor | None = None,
+                     per_scale: bool = False, norm_dim: int | None = None) -> torch.Tensor:
     """WGAN-GP: ``weight * mean_b (||grad_x D(x_hat)||_2 - target_norm)^2``.
 
     ``x_hat = alpha * real + (1 - alpha) * fake`` with ``alpha ~ U[0,1]`` per sample (pass
     ``alpha`` of shape ``B`` or broadcastable to ``real`` for determinism). ``real``/``fake``
-    are any ``B,...`` tensors D accepts (images ``B,3,H,W``, videos ``B,T,C,H,W``); the gradient
-    norm is taken over all non-batch dims. D may return a tensor or a (nested) list; the
-    gradient is of the sum of its final outputs. Keeps the graph (create_graph) so the penalty
-    can be backpropagated into D.
+    are any ``B,...`` tensors D accepts (images ``B,3,H,W``, videos ``B,T,C,H,W``). D may
+    return a tensor or a (nested) list. Keeps the graph (create_graph) so the penalty can be
+    backpropagated into D.
+
+    Default: the gradient of the sum of all final outputs, its norm over all non-batch dims.
+    Variants (MoCoGAN-HD's ``compute_gradient_penalty_T`` is ``per_scale=True``,
+    ``norm_dim`` = the channel dim, ``weight = 10 / num_D``):
+
+    - ``per_scale``: one gradient per scale's final output; the penalties are summed.
+    - ``norm_dim``: the norm is taken over this dim only (per-position norms), then averaged.
     """
     b = real.shape[0]
     if alpha is None:
@@ -144,10 +151,15 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, *, weight: float
     if alpha.dim() == 1:
         alpha = alpha.view(b, *([1] * (real.dim() - 1)))
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    out = _d_scalar(D(x_hat))
-    (g,) = torch.autograd.grad(out, x_hat, create_graph=True)
-    norm = g.reshape(b, -1).norm(2, dim=1)
-    return weight * ((norm - target_norm) ** 2).mean()
+    outs = last_outputs(D(x_hat))
+    targets = [o.sum() for o in outs] if per_scale else [sum(o.sum() for o in outs)]
+    total = None
+    for t in targets:
+        (g,) = torch.autograd.grad(t, x_hat, create_graph=True)
+        norm = g.reshape(b, -1).norm(2, dim=1) if norm_dim is None else g.norm(2, dim=norm_dim)
+        term = ((norm - target_norm) ** 2).mean()
+        total = term if total is None else total + term
+    return weight * total
 
 
 def r1_penalty(d_out, real: torch.Tensor, *, weight: float = 1.0) -> torch.Tensor:
