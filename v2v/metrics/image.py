@@ -27,8 +27,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor, max_val: float = 1.0) -> torch.Tensor
         ``B`` float tensor; identical images give ``inf``.
     """
     _check_pair(a, b, "psnr")
-    mse = (a.double() - b.double()).pow(2).flatten(1).mean(1)
-    return (10 * torch.log10(max_val**2 / mse)).to(torch.float32)
+    # float32 (not float64) so it runs on every backend (MPS has no float64)
+    mse = (a.float() - b.float()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(max_val**2 / mse)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, max_val: float = 1.0, window_size: int = 11) -> torch.Tensor:
