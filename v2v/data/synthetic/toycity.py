@@ -90,7 +90,7 @@ def _sky_layer(rng, h, wc, y_ground):
     rows = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
     top = np.array([90, 140, 210], np.float32) / 255
     bot = np.array([190, 215, 240], np.float32) / 255
-    rgb = top * (1 - rows) + bot * rows + 0.0 * np.zeros((h, wc, 1), np.float32)
+    rgb = np.broadcast_to(top * (1 - rows) + bot * rows, (h, wc, 3))
     clouds = np.clip(smooth_noise(rng, h, wc, max(8.0, h / 4)), 0, None)[:, :, None]
     rgb = np.clip(rgb + 0.12 * clouds, 0, 1).astype(np.float32)
     lab = np.full((h, wc), SKY, np.uint8)
@@ -215,7 +215,6 @@ def _person_sprite(rng, ch, cw):
     skin = np.asarray(rng.uniform([150, 100, 70], [240, 200, 170]), np.float32)
     shirt = np.asarray(rng.uniform(20, 235, 3), np.float32)
     pants = np.asarray(rng.uniform(20, 140, 3), np.float32)
-    parts = []
     head = np.zeros((H, W), np.uint8)
     r = max(1, int(np.rint(0.11 * h)))
     cv2.circle(head, (ox + w // 2, oy + r), r, 1, -1)
