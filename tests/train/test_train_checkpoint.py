@@ -175,3 +175,17 @@ def test_toy_dataset_values():
     shade = 0.8 + 0.2 * x / 15
     torch.testing.assert_close(a["image"][:, y, x], pal[c] * shade, atol=1e-6, rtol=0)
     assert not torch.equal(ds[3]["label"], ds[4]["label"])
+
+
+def test_loader_batches_independent_of_worker_count():
+    from v2v.train.data import ResumableBatchSampler, make_train_loader
+
+    ds = ToySystem.build_dataset(ToyDataConfig(augment=True, num_train=12), "train")
+
+    def batches(workers):
+        it = iter(make_train_loader(ds, ResumableBatchSampler(12, 4, seed=5), workers, seed=5))
+        return [next(it) for _ in range(4)]  # crosses an epoch boundary (3 batches per epoch)
+
+    a, b = batches(0), batches(2)
+    for x, y in zip(a, b):
+        assert torch.equal(x["label"], y["label"]) and torch.equal(x["image"], y["image"])
