@@ -82,3 +82,30 @@ def test_eval_collection_and_errors(city, tmp_path, run_cli):
     assert rc == 2 and "--resize" in err
     rc, stdout, _ = run_cli("eval", "--pred", small, "--gt", gt_root / "seq0000", "--resize")
     assert rc == 0
+
+
+def test_eval_keypoints_akd_mkr(tmp_path, run_cli):
+    from v2v.data.synthetic.puppets import generate_puppets
+
+    generate_puppets(tmp_path / "p", videos=1, frames=3, size=(32, 32), seed=0, progress=False)
+    vid = tmp_path / "p" / "train" / "vid0000"
+    shifted = tmp_path / "kp"
+    shifted.mkdir()
+    for f in sorted((vid / "openpose").glob("*.json")):
+        d = json.loads(f.read_text())
+        kp = d["people"][0]["pose_keypoints_2d"]
+        for j in range(25):
+            if kp[3 * j + 2] > 0:
+                kp[3 * j] += 3.0
+                kp[3 * j + 1] += 4.0
+        kp[3 * 4 + 2] = 0.0  # right wrist "not detected"
+        (shifted / f.name).write_text(json.dumps(d))
+    out = tmp_path / "kp.json"
+    rc, stdout, _ = run_cli("eval", "--pred", vid / "frames", "--gt", vid / "frames", "--kp-pred", shifted,
+                            "--kp-gt", vid / "openpose", "--json", out)
+    assert rc == 0 and "akd" in stdout and "vid0000" in stdout
+    r = json.loads(out.read_text())["videos"]["vid0000"]
+    assert r["akd"] == pytest.approx(5.0, abs=1e-3)
+    assert r["mkr"] == pytest.approx(1 / 25)
+    rc, _, err = run_cli("eval", "--pred", vid / "frames", "--gt", vid / "frames", "--kp-pred", shifted)
+    assert rc == 2 and "--kp-gt" in err

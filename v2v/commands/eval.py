@@ -14,14 +14,18 @@ streamed in lock step (constant memory). Metrics:
   from ``--occ-prev`` or, when present, from the sibling folder with ``flowprev`` replaced by
   ``occprev``). ``warp_gt`` reports the same error for the ground truth itself (the floor);
 * ``fid``: FID between all predicted and all ground-truth frames (pooled over videos; noisy and
-  biased upwards for fewer than a few thousand frames).
+  biased upwards for fewer than a few thousand frames);
+* ``akd`` / ``mkr``: with ``--kp-pred`` and ``--kp-gt`` (folders of OpenPose JSON, one file per
+  frame in natural order, e.g. pose detections run on the generated frames vs the driving
+  keypoints): average keypoint distance in pixels over body keypoints detected in both
+  (confidence > 0), and the missing-keypoint rate (detected in gt, not in pred).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-METRICS = ("psnr", "ssim", "lpips", "warp", "fid")
+METRICS = ("psnr", "ssim", "lpips", "warp", "fid", "akd", "mkr")
 
 
 def register(cli) -> None:
@@ -32,8 +36,12 @@ def register(cli) -> None:
                    help="folder of .flo backward flows to the previous frame (frames 1..T-1); for a folder of "
                         "videos, a folder with one such sub-folder per video")
     p.add_argument("--occ-prev", default=None, help="occlusion masks for --flow-prev (PNG, 255 = invalid)")
+    p.add_argument("--kp-pred", default=None,
+                   help="folder of OpenPose JSON for the predicted frames (or per-video sub-folders)")
+    p.add_argument("--kp-gt", default=None, help="folder of OpenPose JSON ground-truth keypoints (same layout)")
     p.add_argument("--metrics", default=None,
-                   help=f"comma list from {','.join(METRICS)} (default: psnr,ssim, plus warp with --flow-prev)")
+                   help=f"comma list from {','.join(METRICS)} (default: psnr,ssim, plus warp with --flow-prev, "
+                        "akd,mkr with --kp-pred/--kp-gt)")
     p.add_argument("--json", default=None, help="write the results as JSON here")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate at most this many frames per video")
     p.add_argument("--resize", action="store_true", help="resize predicted frames to the ground-truth size")
@@ -78,7 +86,10 @@ def _pairs(pred: Path, gt: Path, flow_prev: Path | None, occ_prev: Path | None):
     if _is_single_video(gt):
         if not _is_single_video(pred):
             raise V2VError(f"--pred {pred}: expected a video or frame folder like --gt {gt}")
-        return [(gt.name if gt.is_dir() else gt.stem, pred, gt, flow_prev, occ_prev)]
+        name = gt.name if gt.is_dir() else gt.stem
+        if gt.is_dir() and name == "frames":  # puppets layout: <video>/frames
+            name = gt.resolve().parent.name
+        return [(name, pred, gt, flow_prev, occ_prev)]
     gts, preds = _collection(gt), _collection(pred)
     if not gts:
         raise V2VError(f"--gt {gt}: no videos or frame folders inside")
@@ -144,12 +155,22 @@ def run_eval(args) -> int:
     if args.metrics:
         metrics = [m.strip().lower() for m in args.metrics.split(",") if m.strip()]
     else:
-        metrics = ["psnr", "ssim"] + (["warp"] if flow_root else [])
+        metrics = ["psnr", "ssim"] + (["warp"] if flow_root else []) + (["akd", "mkr"] if args.kp_pred else [])
     for m in metrics:
         if m not in METRICS:
             raise V2VError("--metrics: " + unknown_key_message("metric", m, METRICS))
     if "warp" in metrics and flow_root is None:
         raise V2VError("--metrics warp needs --flow-prev (ground-truth backward flows to the previous frame)")
+    kp_roots = None
+    if args.kp_pred or args.kp_gt:
+        if not (args.kp_pred and args.kp_gt):
+            raise V2VError("--kp-pred and --kp-gt go together")
+        kp_roots = (Path(args.kp_pred), Path(args.kp_gt))
+        for r, what in zip(kp_roots, ("--kp-pred", "--kp-gt"), strict=True):
+            if not r.is_dir():
+                raise V2VError(f"{what} {r}: not a folder")
+    if ("akd" in metrics or "mkr" in metrics) and kp_roots is None:
+        raise V2VError("--metrics akd/mkr need --kp-pred and --kp-gt (folders of OpenPose JSON)")
     if args.max_frames is not None and args.max_frames < 1:
         raise V2VError(f"--max-frames must be >= 1 (got {args.max_frames})")
 
@@ -165,6 +186,7 @@ def run_eval(args) -> int:
         fid_acc = FIDAccumulator(device=device)
 
     pairs = _pairs(Path(args.pred), Path(args.gt), flow_root, occ_root)
+    collection = not _is_single_video(Path(args.gt))
     results: dict[str, dict] = {}
     per_frame: dict[str, dict] = {}
     notes: list[str] = []
@@ -178,6 +200,7 @@ def run_eval(args) -> int:
             occs = _occ_files(occ_dir) if occ_dir is not None else []
             if occs and len(occs) != len(flows):
                 raise V2VError(f"{occ_dir}: {len(occs)} masks for {len(flows)} flows in {flow_dir}")
+        kp_files = _kp_files(kp_roots, name, collection) if kp_roots is not None else None
         vals: dict[str, list] = {m: [] for m in metrics if m != "fid"}
         if "warp" in metrics:
             vals["warp_gt"] = []
@@ -205,6 +228,12 @@ def run_eval(args) -> int:
                 if lp is not None:
                     with torch.no_grad():
                         vals["lpips"].append(float(lp(tp, tg)))
+                if kp_files is not None:
+                    a, m_ = _kp_one(kp_files, n)
+                    if "akd" in vals:
+                        vals["akd"].append(a)
+                    if "mkr" in vals:
+                        vals["mkr"].append(m_)
                 if fid_acc is not None:
                     fid_acc.update(tp, real=False)
                     fid_acc.update(tg, real=True)
@@ -217,10 +246,12 @@ def run_eval(args) -> int:
             raise V2VError(f"{pred_path}: no frames to evaluate")
         results[name] = {"frames": n}
         for k, v in vals.items():
+            v = [x for x in v if not (k == "akd" and np.isnan(x))]  # frames without common keypoints
             results[name][k] = float(np.mean(v)) if v else None
         per_frame[name] = vals
 
-    keys = [k for k in ("psnr", "ssim", "lpips", "warp", "warp_gt") if k in metrics or (k == "warp_gt" and "warp" in metrics)]
+    keys = [k for k in ("psnr", "ssim", "lpips", "warp", "warp_gt", "akd", "mkr")
+            if k in metrics or (k == "warp_gt" and "warp" in metrics)]
     mean = {}
     for k in keys:
         xs = [r[k] for r in results.values() if r.get(k) is not None]
@@ -237,6 +268,49 @@ def run_eval(args) -> int:
             json.dump(_jsonable(out), f, indent=1, allow_nan=False)
             f.write("\n")
     return 0
+
+
+def _kp_files(roots, name: str, collection: bool) -> tuple[list[Path], list[Path]]:
+    from v2v.data.video import natural_key
+    from v2v.errors import V2VError
+
+    out = []
+    for root in roots:
+        d = root / name if collection else root
+        if collection and (d / "openpose").is_dir():
+            d = d / "openpose"  # puppets layout: <video>/openpose
+        if not d.is_dir():
+            raise V2VError(f"{root}: no keypoint folder for video '{name}'")
+        files = sorted(d.glob("*.json"), key=lambda p: natural_key(p.name))
+        if not files:
+            raise V2VError(f"{d}: no OpenPose .json files")
+        out.append(files)
+    return out[0], out[1]
+
+
+def _kp_one(kp_files, t: int) -> tuple[float, float]:
+    """(AKD in pixels, MKR) of frame ``t`` from OpenPose JSON (body keypoints, confidence > 0)."""
+    import numpy as np
+    import torch
+
+    from v2v.data.pose import read_openpose_json
+    from v2v.errors import V2VError
+    from v2v.metrics.keypoints import akd, mkr
+
+    pred_files, gt_files = kp_files
+    if t >= len(pred_files) or t >= len(gt_files):
+        raise V2VError(f"keypoints: frame {t} has no JSON file ({len(pred_files)} predicted, {len(gt_files)} gt)")
+    g = read_openpose_json(gt_files[t])
+    p = read_openpose_json(pred_files[t])
+    if g is None:
+        return float("nan"), 0.0
+    gb = np.asarray(g.body, np.float64)
+    pb = np.zeros_like(gb) if p is None else np.asarray(p.body, np.float64)
+    if pb.shape != gb.shape:
+        raise V2VError(f"{pred_files[t]}: {pb.shape[0]} body keypoints, ground truth {gt_files[t]} has {gb.shape[0]}")
+    vg, vp = torch.from_numpy(gb[:, 2] > 0)[None], torch.from_numpy(pb[:, 2] > 0)[None]
+    a = akd(torch.from_numpy(pb[None, :, :2]), torch.from_numpy(gb[None, :, :2]), vp, vg)
+    return float(a[0]), float(mkr(vg, vp)[0])
 
 
 def _jsonable(obj):
