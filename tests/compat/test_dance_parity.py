@@ -1,0 +1,160 @@
+"""Everybody Dance Now parity with the official fixtures, conversion and loader tolerance."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from v2v.compat.dance import config_from_opt, load_official, map_unet_keys, read_opt
+from v2v.errors import V2VError
+
+
+def test_parity_cli_passes_on_official_fixture(shared, run_cli):
+    rc, out, err = run_cli("parity", "dance", shared / "fixtures" / "edn", "--quiet")
+    assert rc == 0, out + err
+    assert "PASS" in out and "FAIL" not in out
+    n = int(out.strip().splitlines()[-1].split("/")[0])
+    assert n >= 130  # cases.npz + render.npz + posenorm.npz arrays
+
+
+def test_options_and_widths_come_from_the_fixture(shared):
+    fx = shared / "fixtures" / "edn"
+    opt = read_opt(fx / "opt.txt")
+    assert opt["label_nc"] == 6 and opt["faceGtype"] == "global" and opt["no_vgg_loss"] is True
+    assert read_opt(fx)["ngf"] == 8 and read_opt(fx / "config.json")["ndf"] == 8
+    s = load_official(fx)
+    assert s.cfg.face_ngf == 4 and s.cfg.face_ndf == 16  # fixture-only widths read from the shapes
+    assert s.cfg.label_channels == 3 and s.cfg.input_nc == 6 and s.cfg.train_face_only
+
+
+def _copy_fixture(shared, tmp_path):
+    fx = shared / "fixtures" / "edn"
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    for name in ("opt.txt", "latest_net_G.pth", "latest_net_Gface.pth", "latest_net_D.pth", "latest_net_Dface.pth"):
+        shutil.copy(fx / name, d / name)
+    return fx, d
+
+
+def test_loader_tolerates_missing_num_batches_tracked_and_stale_instancenorm_buffers(shared, tmp_path):
+    fx, d = _copy_fixture(shared, tmp_path)
+    G = torch.load(d / "latest_net_G.pth", map_location="cpu", weights_only=True)
+    G["model.2.running_mean"] = torch.zeros(8)  # torch 0.3 InstanceNorm buffers (never used)
+    G["model.2.running_var"] = torch.ones(8)
+    G["model.13.conv_block.2.running_mean"] = torch.zeros(64)
+    G = {"module." + k: v for k, v in G.items()}  # DataParallel prefix
+    torch.save(G, d / "latest_net_G.pth")
+    Df = torch.load(d / "latest_net_Dface.pth", map_location="cpu", weights_only=True)
+    Df = {k: v for k, v in Df.items() if not k.endswith("num_batches_tracked")}  # torch 0.4.0
+    torch.save(Df, d / "latest_net_Dface.pth")
+    s = load_official(d)
+    c = np.load(fx / "cases.npz")
+    with torch.no_grad():
+        box = torch.from_numpy(c["face_coords"]).long().view(1, 4)
+        out = s.generator.step_raw(torch.from_numpy(c["label_0"]), None, box)
+        assert np.abs(out["image"].numpy() - c["I_0"]).max() < 1e-4
+        s.netDface.eval()
+        y = s.netDface(torch.from_numpy(c["Dface_in_real_0"]))
+        assert np.abs(y.numpy() - c["Dface_real_0_eval"]).max() < 1e-4
+
+
+def test_convert_writes_safetensors_that_reproduce_the_official_outputs(shared, tmp_path, run_cli):
+    from v2v.models.dance import DanceSystem
+    from v2v.train.checkpoint import load_weights, read_metadata
+
+    fx, d = _copy_fixture(shared, tmp_path)
+    rc, out, err = run_cli("convert", "dance", d, "--opt", fx / "opt.txt", "--out", tmp_path / "conv")
+    assert rc == 0, err
+    meta = read_metadata(tmp_path / "conv" / "dance.safetensors")
+    assert meta["system"] == "dance"
+    cfg = load_official(d).cfg
+    s = DanceSystem(cfg, build_losses=False)
+    load_weights(s, tmp_path / "conv" / "dance.safetensors", strict=True)
+    c = np.load(fx / "cases.npz")
+    with torch.no_grad():
+        g = s.generator.step_raw(torch.from_numpy(c["label_1"]), torch.from_numpy(c["I_0"]),
+                                 torch.from_numpy(c["face_coords"]).long().view(1, 4))
+    assert np.abs(g["g_out"].numpy() - c["G_out_1"]).max() < 1e-4
+    # a wrong options file is a one-line error naming the mismatch
+    bad = (fx / "opt.txt").read_text().replace("ngf: 8", "ngf: 16").replace("n_blocks_global: 2", "n_blocks_global: 3")
+    (tmp_path / "bad_opt.txt").write_text(bad)
+    rc, out, err = run_cli("convert", "dance", d, "--opt", tmp_path / "bad_opt.txt", "--out", tmp_path / "x")
+    assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+class _RefUnetBlock(nn.Module):
+    """pix2pix UnetSkipConnectionBlock written from the README recipe (official key layout)."""
+
+    def __init__(self, outer, inner, input_nc=None, sub=None, outermost=False, innermost=False):
+        super().__init__()
+        self.outermost = outermost
+        input_nc = outer if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner, 4, 2, 1, bias=False)
+        downrelu, downnorm = nn.LeakyReLU(0.2, True), nn.BatchNorm2d(inner)
+        uprelu, upnorm = nn.ReLU(True), nn.BatchNorm2d(outer)
+        if outermost:
+            model = [downconv, sub, uprelu, nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+        elif innermost:
+            model = [downrelu, downconv, uprelu, nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=False), upnorm]
+        else:
+            model = [downrelu, downconv, downnorm, sub, uprelu,
+                     nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=False), upnorm]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+def test_unet_face_generator_matches_official_layout_and_inplace_skip_quirk():
+    from dataclasses import replace
+
+    from v2v.compat.dance import map_generator_keys
+    from v2v.models.dance import DanceGenerator
+
+    torch.manual_seed(0)
+    ngf = 4
+    b = _RefUnetBlock(ngf * 8, ngf * 8, innermost=True)
+    b = _RefUnetBlock(ngf * 4, ngf * 8, sub=b)
+    b = _RefUnetBlock(ngf * 2, ngf * 4, sub=b)
+    b = _RefUnetBlock(ngf, ngf * 2, sub=b)
+    ref = nn.Module()
+    ref.model = _RefUnetBlock(3, ngf, input_nc=6, sub=b, outermost=True)
+    for m in ref.modules():  # non-trivial BN statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.6, 1.4)
+    sd = ref.state_dict()
+    assert "model.model.0.weight" in sd and "model.model.1.model.3.model.3.model.3.model.4.running_var" in sd
+    cfg = replace(config_from_opt({"netG": "global", "ngf": 4, "n_downsample_global": 2, "n_blocks_global": 1,
+                                   "face_generator": True, "faceGtype": "unet", "label_nc": 6},
+                                  Gface_sd=sd), vgg=False)
+    assert cfg.face_gtype == "unet" and cfg.face_ngf == 4
+    g = DanceGenerator(cfg)
+    mapped = {k[5:]: v for k, v in map_generator_keys(sd, cfg, "Gface").items()}
+    assert set(mapped) == set(g.face.state_dict())
+    g.face.load_state_dict(mapped)
+    x = torch.rand(2, 6, 32, 32)
+    for mode in ("train", "eval"):
+        getattr(ref, mode)()
+        getattr(g.face, mode)()
+        g.face.batch_stats_at_inference = False
+        with torch.no_grad():
+            assert torch.allclose(g.face(x), ref.model(x.clone()), atol=1e-5), mode
+    # official scripts never call .eval(): with the default flag, inference uses batch statistics
+    ref.train()
+    g.face.eval()
+    g.face.batch_stats_at_inference = True
+    with torch.no_grad():
+        assert torch.allclose(g.face(x), ref.model(x.clone()), atol=1e-5)
+    assert map_unet_keys(sd, "face.")
+
+
+def test_missing_checkpoint_and_bad_folder_errors(tmp_path, run_cli):
+    rc, out, err = run_cli("parity", "dance", tmp_path)
+    assert rc == 2 and "no cases.npz" in err
+    with pytest.raises(V2VError, match="latest_net_G.pth"):
+        load_official(tmp_path, {"netG": "global"})
