@@ -196,3 +196,12 @@ def test_cli_synth(run_cli, tmp_path):
     assert rc == 0 and (out / "p" / "test" / "vid0000" / "frames" / "frame_00001.png").is_file()
     rc, _, err = run_cli("data", "synth", "toycity", "--out", out, "--size", "big")
     assert rc == 2 and "--size" in err
+
+
+@pytest.mark.parametrize("size", [(16, 16), (96, 32), (16, 200)])
+def test_odd_sizes_render(size):
+    h, w = size
+    vid = render_toycity(video_rng(1, "train", 0, "toycity"), 3, h, w)
+    assert vid.rgb.shape == (3, h, w, 3) and vid.label.max() < LABEL_NC
+    pup = render_puppets(make_identity(1, 0), video_rng(1, "train", 0, "puppets"), 3, h, w)
+    assert pup.rgb.shape == (3, h, w, 3) and pup.parts.max() <= 10

@@ -259,9 +259,11 @@ def _make_sprites(rng, h, w, T, y_ground, y_road):
         depth = 0.6 + 0.7 * (yb - y_road) / (h - y_road)
         chh = max(6, int(np.rint(h * 0.15 * depth)))
         cww = int(np.rint(chh * rng.uniform(2.2, 2.7)))
+        if cww > 0.6 * w:  # narrow images: shrink the car, keep its aspect
+            chh, cww = max(4, int(chh * 0.6 * w / cww)), max(6, int(0.6 * w))
         rgb, mask = _car_sprite(rng, chh, cww)
         vx = float(rng.choice([-1, 1]) * rng.uniform(0.6, 2.2) * s)
-        xm = rng.uniform(0.05 * w, 0.95 * w - cww)
+        xm = rng.uniform(0.05 * w, max(0.05 * w, 0.95 * w - cww))
         x0 = xm - vx * (T - 1) / 2
         sprites.append(_Sprite(rgb, mask, CAR, CAR * 1000 + k, x0 - 2, yb - chh - 2, vx, 0.0))
     for k in range(n_people):
@@ -273,7 +275,7 @@ def _make_sprites(rng, h, w, T, y_ground, y_road):
         rgb, mask = _person_sprite(rng, phh, pww)
         vx = float(rng.uniform(-0.8, 0.8) * s)
         vy = float(rng.uniform(-0.3, 0.3) * s) if crossing else 0.0
-        xm = rng.uniform(0.05 * w, 0.95 * w - pww)
+        xm = rng.uniform(0.05 * w, max(0.05 * w, 0.95 * w - pww))
         x0 = xm - vx * (T - 1) / 2
         sprites.append(_Sprite(rgb, mask, PERSON, PERSON * 1000 + k, x0 - 2, yb - phh - 2 - vy * (T - 1) / 2, vx, vy))
     return sprites
