@@ -181,8 +181,8 @@ def test_short_toycity_training_lowers_heldout_l1(tmp_path, run_cli):
                    "--seed", 5, "--split", "test", "--quiet")[0] == 0
     over = [f"data.root={root}", "data.size=[32,64]", "data.n_frames=4", "model.ngf=8", "model.n_blocks=2",
             "model.ndf=8", "model.num_D=1", "model.n_layers_D=2", "model.n_frames_total=4",
-            "model.n_frames_grow_every=0", "model.n_scales_temporal=1", "train.steps=40", "train.batch_size=2",
-            "train.lr={G: 1.0e-3, D: 5.0e-4}", "train.log_every=10", "train.eval_every=40", "train.sample_every=0",
+            "model.n_frames_grow_every=0", "model.n_scales_temporal=1", "train.steps=25", "train.batch_size=2",
+            "train.lr={G: 2.0e-3, D: 5.0e-4}", "train.log_every=5", "train.eval_every=25", "train.sample_every=0",
             "train.ckpt_every=0", "train.eval_batches=2"]
     out = tmp_path / "run"
     rc, _, err = run_cli("train", "--config", "configs/vid2vid/toycity.yaml", *over, "--out", out, "--no-progress")
@@ -204,4 +204,5 @@ def test_short_toycity_training_lowers_heldout_l1(tmp_path, run_cli):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     logged = [r["eval/l1"] for r in rows if "eval/l1" in r]
     assert logged and np.isfinite(logged[-1])
-    assert after < 0.9 * before, (before, after)  # measured: 0.106 -> 0.089
+    print(f"toycity held-out L1 {before:.4f} -> {after:.4f}")
+    assert after < 0.9 * before, (before, after)
