@@ -212,3 +212,21 @@ def test_backends_interface(shared, tmp_path, monkeypatch):
     assert b[2, :2].tolist() == pytest.approx([80, 30]) and b[5, :2].tolist() == pytest.approx([120, 30])
     assert b[1, :2].tolist() == pytest.approx([100, 30])  # neck = mid-shoulders
     assert b[14, :2].tolist() == pytest.approx([110, 90]) and b[0, :2].tolist() == pytest.approx([100, 10])
+
+
+def test_pose_extract_and_normalize_cli(shared, run_cli, tmp_path):
+    src = shared / "data" / "pose" / "poses-openpose" / "001_001"
+    rc, out, err = run_cli("pose", "extract", src, "--out", tmp_path / "ex", "--backend", "openpose")
+    assert rc == 0, err
+    got = read_pose_sequence(tmp_path / "ex")
+    assert len(got) == 3 and np.array_equal(got[1].body, read_pose(src / "frame000101.json").body)
+    rc, out, err = run_cli("pose", "normalize", "--source", src, "--target", src, "--out", tmp_path / "norm",
+                           "--source-size", "1080x1920", "--target-size", "1080x1920", "--smooth", "1")
+    assert rc == 0, err
+    info = json.loads((tmp_path / "norm" / "norm_params.json").read_text())
+    assert info["norm_params"]["scale_close"] == pytest.approx(1.0) and info["target_stats"]["count"] >= 1
+    frames = read_pose_sequence(tmp_path / "norm")
+    assert len(frames) == 3 and frames[0].format == "BODY_23"
+    # identical source and target statistics: the normalisation is the identity on valid frames
+    ref = read_pose(src / "frame000101.json").to_body23()
+    assert np.abs(frames[1].body - ref.body).max() < 1e-6

@@ -335,6 +335,10 @@ def frame_key(path: str) -> str:
     return os.path.splitext(name)[0]
 
 
+#: JSON files v2v writes beside pose files (not poses)
+_NOT_POSE_FILES = {"meta.json", "norm_params.json", "config.json"}
+
+
 def list_pose_files(folder: str | os.PathLike) -> list[str]:
     """Sorted (natural order) pose files of a folder: ``*.json`` or ``*_pose.yml``.
 
@@ -346,7 +350,7 @@ def list_pose_files(folder: str | os.PathLike) -> list[str]:
     if os.path.isdir(os.path.join(folder, "openpose")):
         folder = os.path.join(folder, "openpose")
     names = os.listdir(folder)
-    files = [n for n in names if n.lower().endswith(".json")]
+    files = [n for n in names if n.lower().endswith(".json") and n not in _NOT_POSE_FILES]
     if not files:
         files = [n for n in names if n.endswith("_pose.yml")]
     if not files:
