@@ -343,7 +343,7 @@ class OcclusionAwareGenerator(nn.Module):
         return cache
 
     def forward(self, source: torch.Tensor, kp_driving: dict, kp_source: dict,
-                source_cache: dict | None = None) -> dict[str, torch.Tensor]:
+                source_cache: dict | None = None, with_deformed: bool = True) -> dict[str, torch.Tensor]:
         cache = source_cache if source_cache is not None else self.encode_source(source)
         encoded = cache["encoded"]
         out = {"encoded": encoded}
@@ -360,7 +360,8 @@ class OcclusionAwareGenerator(nn.Module):
                 if occ.shape[2:] != feat.shape[2:]:
                     occ = F.interpolate(occ, size=feat.shape[2:], mode="bilinear", align_corners=False)
                 feat = feat * occ
-            out["deformed"] = warp(source, dm["deformation"])
+            if with_deformed:  # full-resolution warped source (visualisation, not needed to animate)
+                out["deformed"] = warp(source, dm["deformation"])
         out["warped"] = feat
         out["prediction"] = self.decode(feat)
         return out
@@ -559,7 +560,7 @@ class Animator:
             rel = self.mode == "relative"
             kp_norm = normalize_kp(kp_src, kp_drv, kp_init, adapt_movement_scale=self.adapt_scale and rel,
                                    use_relative_movement=rel, use_relative_jacobian=rel, scale=self.scale)
-            out = self.generator(self.source, kp_norm, kp_src, source_cache=self.cache)
+            out = self.generator(self.source, kp_norm, kp_src, source_cache=self.cache, with_deformed=return_all)
             if return_all:
                 out = dict(out)
                 out["kp_norm"] = kp_norm
