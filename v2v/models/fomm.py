@@ -371,12 +371,11 @@ class OcclusionAwareGenerator(nn.Module):
 
 
 def _spectral_norm(module: nn.Module) -> nn.Module:
-    """Legacy-layout spectral norm (weight_orig / weight_u / weight_v; one power iteration per
-    train-mode forward, stored u, v used as-is in eval), as the official checkpoints store it."""
-    try:
-        from v2v.nn.spectral_norm import spectral_norm
-    except ImportError:  # pragma: no cover - shared helper not available
-        from torch.nn.utils import spectral_norm
+    """Spectral norm with the legacy power-iteration order (one iteration per train-mode forward,
+    stored u, v used as they are in eval), as the official checkpoints were trained with; legacy
+    ``weight_orig/weight_u/weight_v`` files are converted by :mod:`v2v.compat.fomm`."""
+    from v2v.nn.spectral_norm import spectral_norm
+
     return spectral_norm(module)
 
 
