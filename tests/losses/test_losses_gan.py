@@ -141,3 +141,8 @@ def test_relativistic_lsgan_known_value():
     two = [[torch.zeros(3), pred], [torch.zeros(3), pred]]
     oth = [[torch.zeros(3), other], [torch.zeros(3), other]]
     assert float(relativistic_lsgan_loss(two, oth, True)) == pytest.approx(2.0)
+
+
+def test_feature_matching_without_features_is_zero():
+    logits_only = [[torch.ones(1, 1, 2, 2)], [torch.ones(1, 1, 2, 2)]]
+    assert float(feature_matching_loss(logits_only, [[torch.zeros(1, 1, 2, 2)]] * 2)) == 0.0

@@ -62,7 +62,9 @@ def feature_matching_loss(fake, real, *, feat_weight: float | None = None,
         if len(fs) != len(rs):
             raise ValueError(f"fake has {len(fs)} feature maps, real has {len(rs)}")
         n_use = len(fs) - 1 if skip_last else len(fs)
-        fw = (4.0 / (len(fs) - 2 + 1)) if feat_weight is None else float(feat_weight)
+        if n_use <= 0:
+            continue
+        fw = (4.0 / max(len(fs) - 1, 1)) if feat_weight is None else float(feat_weight)
         for j in range(n_use):
             w = fw if layer_weights is None else float(layer_weights[j])
             if w == 0:
