@@ -189,3 +189,35 @@ def test_loader_batches_independent_of_worker_count():
     a, b = batches(0), batches(2)
     for x, y in zip(a, b):
         assert torch.equal(x["label"], y["label"]) and torch.equal(x["image"], y["image"])
+
+
+def test_logger_video_samples_and_jsonl_truncation(tmp_path):
+    import json
+
+    from imageio.v3 import imread
+
+    def read_image(path):
+        return torch.from_numpy(imread(path)).permute(2, 0, 1)
+
+    from v2v.train.logger import RunLogger, truncate_jsonl
+
+    lg = RunLogger(str(tmp_path), total_steps=10, tensorboard=False, progress=False)
+    video = torch.zeros(2, 3, 3, 8, 8)  # B=2 clips, T=3 frames
+    for t in range(3):
+        video[:, t] = t / 2  # frame t has value t/2
+    paths = lg.samples(5, {"clip": video, "img": torch.ones(3, 1, 8, 8)})
+    strip = read_image(paths[0]).float() / 255
+    assert tuple(strip.shape) == (3, 2 * 9 + 1, 3 * 9 + 1)  # one row per clip, frames left to right
+    for t in range(3):
+        assert strip[0, 1, 1 + 9 * t].item() == pytest.approx(t / 2, abs=1 / 255)
+    assert (tmp_path / "samples" / "step_00000005_clip.gif").stat().st_size > 0
+    img = read_image(paths[1]).float() / 255
+    assert tuple(img.shape) == (3, 10, 28) and img[:, 1, 1].tolist() == [1.0, 1.0, 1.0]  # gray -> RGB
+    for s in (1, 2, 3):
+        lg.scalars(s, {"G": float(s)})
+    lg.close()
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "G": 4.0')  # a partial line from a killed process
+    truncate_jsonl(str(tmp_path / "metrics.jsonl"), 2)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["G"] for r in rows] == [1.0, 2.0]

@@ -74,7 +74,10 @@ def test_end_to_end_outputs(single_run):
     assert [r["step"] for r in eval_rows] == [2, 4]
     assert 0 < eval_rows[-1]["eval/l1"] < 1
     # sample grid: 4 toy images of 16x16 in one row, padding 1 -> 3 x 18 x 69
-    from torchvision.io import read_image
+    from imageio.v3 import imread
+
+    def read_image(path):
+        return torch.from_numpy(imread(path)).permute(2, 0, 1)
 
     png = out / "samples" / "step_00000004_fake.png"
     img = read_image(str(png))

@@ -87,11 +87,20 @@ def _flat_reduce(tensors: list[torch.Tensor], world_size: int, op=dist.ReduceOp.
 
 
 def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
-    """Replace each parameter's ``.grad`` by its mean over ranks (a missing grad counts as zero)."""
-    if not info.enabled:
+    """Replace each parameter's ``.grad`` by its mean over ranks.
+
+    A parameter with no grad on every rank keeps ``grad=None`` (the optimizer skips it, as in a
+    single process); one with a grad on some ranks only counts zero on the others.
+    """
+    if not info.enabled or not params:
         return
+    dev = params[0].device
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=dev)
+    dist.all_reduce(has, op=dist.ReduceOp.MAX)
     grads = []
-    for p in params:
+    for p, h in zip(params, has.tolist()):
+        if not h:
+            continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         grads.append(p.grad)
