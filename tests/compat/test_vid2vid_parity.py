@@ -134,3 +134,56 @@ def test_generate_errors(shared, tmp_path, run_cli):
     assert rc == 2 and "shape mismatch" in err and "label_encoder.stem.conv.weight" in err
     assert "file (8,108,7,7) vs model (8,27,7,7)" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def _official_generator_keys(n_down: int, n_blocks: int, fg: bool) -> list[str]:
+    """Official CompositeGenerator state-dict names, from its documented nn.Sequential layout."""
+    conv, bn = ("weight", "bias"), ("weight", "bias", "running_mean", "running_var")
+    keys = []
+
+    def enc(name, n_res):
+        keys.extend(f"{name}.1.{p}" for p in conv)
+        keys.extend(f"{name}.2.{p}" for p in bn)
+        for i in range(n_down):
+            keys.extend(f"{name}.{4 + 3 * i}.{p}" for p in conv)
+            keys.extend(f"{name}.{5 + 3 * i}.{p}" for p in bn)
+        for b in range(n_res):
+            res(f"{name}.{4 + 3 * n_down + b}")
+
+    def res(prefix):
+        for j, ps in (("1", conv), ("2", bn), ("5", conv), ("6", bn)):
+            keys.extend(f"{prefix}.conv_block.{j}.{p}" for p in ps)
+
+    def up(name):
+        for i in range(n_down):
+            keys.extend(f"{name}.{3 * i}.{p}" for p in conv)
+            keys.extend(f"{name}.{3 * i + 1}.{p}" for p in bn)
+
+    enc("model_down_seg", n_blocks - n_blocks // 2)
+    enc("model_down_img", n_blocks - n_blocks // 2)
+    for br in ("img", "flow"):
+        for b in range(n_blocks // 2):
+            res(f"model_res_{br}.{b}")
+        up(f"model_up_{br}")
+    for h in ("model_final_img", "model_final_flow", "model_final_w"):
+        keys.extend(f"{h}.1.{p}" for p in conv)
+    if fg:
+        enc("indv_down", 0)
+        for b in range(n_blocks):
+            res(f"indv_res.{b}")
+        up("indv_up")
+        keys.extend(f"indv_final.1.{p}" for p in conv)
+    return keys
+
+
+@pytest.mark.parametrize("n_down,n_blocks,fg", [(2, 3, False), (3, 3, True), (2, 4, True), (3, 9, True)])
+def test_generator_key_map_covers_every_option_set(n_down, n_blocks, fg):
+    """The official->v2v key map is a bijection for --fg and other generator shapes."""
+    from v2v.compat.vid2vid import map_generator_key
+    from v2v.models.vid2vid import Vid2VidModelConfig, build_generator
+
+    cfg = Vid2VidModelConfig(label_nc=4, ngf=4, n_downsample_G=n_down, n_blocks=n_blocks, fg=fg)
+    ours = {k for k in build_generator(cfg).state_dict() if not k.endswith("num_batches_tracked")}
+    mapped = [map_generator_key(k, n_down) for k in _official_generator_keys(n_down, n_blocks, fg)]
+    assert None not in mapped and len(set(mapped)) == len(mapped)
+    assert set(mapped) == ours
