@@ -214,3 +214,30 @@ def test_inception_features_match_fid_helper():
     h = FidHelper(device="cpu")
     ref = h.extract_feats(x, data_range=(0, 1), resize_hw=h.resize_hw, resample_mode=h.resample_mode, quant=True)
     assert np.abs(ours - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_matches_reference_package(net):
+    """Bit-exact against the reference `lpips` package with shared random weights (skipped when
+    `lpips` is not installed; verified with lpips 0.1.4)."""
+    lp = pytest.importorskip("lpips")
+    import re
+
+    from v2v.metrics.lpips import LPIPS
+
+    torch.manual_seed(0)
+    ref = lp.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False).eval()
+    ours = LPIPS(net, pretrained=False)
+    sd = {}
+    for k, v in ref.net.state_dict().items():
+        m = re.match(r"slice\d+\.(\d+)\.(weight|bias)", k)
+        sd[f"{m.group(1)}.{m.group(2)}"] = v
+    ours.features.load_state_dict(sd)
+    for i, head in enumerate(ours.heads):
+        w = getattr(ref, f"lin{i}").model[-1].weight
+        with torch.no_grad():
+            w.abs_()
+            head.weight.copy_(w)
+    a, b = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(ours(a, b), ref(a, b, normalize=True).view(-1), atol=1e-6)
