@@ -31,7 +31,8 @@ Layout written by :func:`generate_puppets` under ``out``::
     meta.json                                 keypoint and part names, identity params per video
 
 Keypoint pixel coordinates use pixel centres at integers (x = column, y = row); a keypoint
-outside the image is written as ``0, 0, 0`` (OpenPose's "missing").
+inside the image has confidence 1 (also when another part hides it); one outside the image is
+written as ``0, 0, 0`` (OpenPose's "missing").
 """
 from __future__ import annotations
 
@@ -490,8 +491,8 @@ def generate_puppets(out, videos: int = 4, frames: int = 12, size=(64, 64), seed
     write_json(meta_path, {
         "dataset": "puppets",
         "keypoints": BODY25,
-        "keypoint_format": "OpenPose BODY_25, pixel coordinates (pixel centres at integers), c=1 visible, "
-                           "0,0,0 = outside the image",
+        "keypoint_format": "OpenPose BODY_25, pixel coordinates (pixel centres at integers), c=1 inside the image "
+                           "(even if self-occluded), 0,0,0 = outside the image",
         "parts": PARTS,
         "fps": FPS,
         "identities": "identity = video index mod n_ids unless --identity is given; derived from (seed, identity)",
