@@ -205,3 +205,17 @@ def test_odd_sizes_render(size):
     assert vid.rgb.shape == (3, h, w, 3) and vid.label.max() < LABEL_NC
     pup = render_puppets(make_identity(1, 0), video_rng(1, "train", 0, "puppets"), 3, h, w)
     assert pup.rgb.shape == (3, h, w, 3) and pup.parts.max() <= 10
+
+
+def test_puppets_keypoints_outside_image_are_missing():
+    """A figure in a very narrow image has limbs outside: those keypoints are 0,0,0, and every
+    keypoint marked visible is inside the image and on the figure."""
+    vid = render_puppets(make_identity(0, 1), video_rng(0, "train", 0, "puppets"), 3, 64, 16)
+    kp = vid.keypoints
+    missing = kp[..., 2] == 0
+    assert missing.any() and (kp[missing] == 0).all()
+    vis = ~missing
+    assert (kp[vis][:, 0] >= 0).all() and (kp[vis][:, 0] <= 15).all()
+    for t in range(3):
+        xy = np.rint(kp[t][kp[t, :, 2] > 0, :2]).astype(int)
+        assert (vid.parts[t][xy[:, 1], xy[:, 0]] > 0).all()

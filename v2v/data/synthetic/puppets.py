@@ -383,7 +383,9 @@ def render_puppets(ident: Identity, rng: np.random.Generator, frames: int, heigh
             scr = corners @ R.T + org
             xa, xb = max(0, int(np.floor(scr[:, 0].min())) - 1), min(W, int(np.ceil(scr[:, 0].max())) + 2)
             ya, yb = max(0, int(np.floor(scr[:, 1].min())) - 1), min(H, int(np.ceil(scr[:, 1].max())) + 2)
-            if xb <= xa or yb <= ya:
+            for k, loc in part.kps.items():
+                kps[t, k, :2] = R @ np.asarray(loc, np.float64) + org
+            if xb <= xa or yb <= ya:  # part entirely outside the image
                 continue
             dx, dy = xs[ya:yb, xa:xb] - org[0], ys[ya:yb, xa:xb] - org[1]
             c, s_ = np.cos(ang), np.sin(ang)
@@ -394,8 +396,6 @@ def render_puppets(ident: Identity, rng: np.random.Generator, frames: int, heigh
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
             img[ya:yb, xa:xb][msk] = col[msk]
             pmap[ya:yb, xa:xb][msk] = pid
-            for k, loc in part.kps.items():
-                kps[t, k, :2] = R @ np.asarray(loc, np.float64) + org
         rgb[t] = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
         part_maps[t] = pmap
     inside = (kps[..., 0] >= 0) & (kps[..., 0] <= W - 1) & (kps[..., 1] >= 0) & (kps[..., 1] <= H - 1)
