@@ -66,7 +66,7 @@ def test_convert_writes_safetensors_that_reproduce_the_official_outputs(shared, 
     from v2v.train.checkpoint import load_weights, read_metadata
 
     fx, d = _copy_fixture(shared, tmp_path)
-    rc, out, err = run_cli("convert", "dance", d, "--opt", fx / "opt.txt", "--out", tmp_path / "conv")
+    rc, _out, err = run_cli("convert", "dance", d, "--opt", fx / "opt.txt", "--out", tmp_path / "conv")
     assert rc == 0, err
     meta = read_metadata(tmp_path / "conv" / "dance.safetensors")
     assert meta["system"] == "dance"
@@ -81,7 +81,7 @@ def test_convert_writes_safetensors_that_reproduce_the_official_outputs(shared, 
     # a wrong options file is a one-line error naming the mismatch
     bad = (fx / "opt.txt").read_text().replace("ngf: 8", "ngf: 16").replace("n_blocks_global: 2", "n_blocks_global: 3")
     (tmp_path / "bad_opt.txt").write_text(bad)
-    rc, out, err = run_cli("convert", "dance", d, "--opt", tmp_path / "bad_opt.txt", "--out", tmp_path / "x")
+    rc, _out, err = run_cli("convert", "dance", d, "--opt", tmp_path / "bad_opt.txt", "--out", tmp_path / "x")
     assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
 
 
@@ -154,7 +154,7 @@ def test_unet_face_generator_matches_official_layout_and_inplace_skip_quirk():
 
 
 def test_missing_checkpoint_and_bad_folder_errors(tmp_path, run_cli):
-    rc, out, err = run_cli("parity", "dance", tmp_path)
+    rc, _out, err = run_cli("parity", "dance", tmp_path)
     assert rc == 2 and "no cases.npz" in err
     with pytest.raises(V2VError, match="latest_net_G.pth"):
         load_official(tmp_path, {"netG": "global"})

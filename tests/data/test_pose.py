@@ -6,8 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from v2v.data.pose import (BODY_23, BODY_25, PoseFrame, list_pose_files, map_body25_to_body23, read_openpose_json,
-                           read_pose, read_pose_sequence)
+from v2v.data.pose import (
+    BODY_23,
+    BODY_25,
+    PoseFrame,
+    list_pose_files,
+    map_body25_to_body23,
+    read_openpose_json,
+    read_pose,
+    read_pose_sequence,
+)
 from v2v.errors import V2VError
 
 
@@ -18,7 +26,8 @@ def test_openpose_json_counts_and_missing_joints(shared):
     assert fr.format == "BODY_25" and fr.num_people == 1
     assert fr.body.shape == (25, 3) and fr.face.shape == (70, 3)
     assert fr.hand_left.shape == (21, 3) and fr.hand_right.shape == (21, 3)
-    raw = json.loads(open(files[0]).read())["people"][0]
+    with open(files[0]) as fh:
+        raw = json.load(fh)["people"][0]
     assert np.array_equal(fr.body.reshape(-1), np.array(raw["pose_keypoints_2d"], dtype=np.float64))
     assert np.array_equal(fr.hand_right.reshape(-1), np.array(raw["hand_right_keypoints_2d"], dtype=np.float64))
     assert fr.joint("LEar").tolist() == [0.0, 0.0, 0.0]  # body index 18 is undetected in frame000100
@@ -59,13 +68,13 @@ def test_body25_to_body23_mapping_by_name(shared):
 def test_pose_render_cli_on_shared_data_and_fixture_cases(shared, run_cli, tmp_path):
     import cv2
 
-    rc, out, err = run_cli("pose", "render", shared / "data" / "pose" / "poses-openpose" / "001_001",
+    rc, _out, err = run_cli("pose", "render", shared / "data" / "pose" / "poses-openpose" / "001_001",
                            "--out", tmp_path / "json", "--facetexts")
     assert rc == 0, err
     assert len(list((tmp_path / "json").glob("*.png"))) == 3
     lab = cv2.imread(str(tmp_path / "json" / "frame000100.png"))
     assert lab.shape == (512, 1024, 3) and (lab < 250).any() and (lab == 255).mean() > 0.8
-    rc, out, err = run_cli("pose", "render", shared / "data" / "edn_sample" / "train" / "keypoints",
+    rc, _out, err = run_cli("pose", "render", shared / "data" / "edn_sample" / "train" / "keypoints",
                            "--out", tmp_path / "yml", "--facetexts")
     assert rc == 0, err
     for stem in ("frame020001", "frame020005", "frame020009"):
@@ -81,7 +90,7 @@ def test_pose_render_cli_on_shared_data_and_fixture_cases(shared, run_cli, tmp_p
     for k, name, hw, nf in ((0, "body23_yml_1080p__frame000000_pose.yml", "1080x1920", 8),
                             (1, "body25_json_720p__frame000000_keypoints.json", "720x1280", 22),
                             (2, "coco18_json_4x3__frame000000_keypoints.json", "1080x1440", 9)):
-        rc, out, err = run_cli("pose", "render", fx / "openpose" / name, "--out", tmp_path / f"e{k}",
+        rc, _out, err = run_cli("pose", "render", fx / "openpose" / name, "--out", tmp_path / f"e{k}",
                                "--frame-size", hw, "--num-face-keypoints", nf, "--facetexts")
         assert rc == 0, err
         png = next((tmp_path / f"e{k}").glob("*.png"))
@@ -97,7 +106,7 @@ def test_malformed_and_wrong_count_pose_files_fail_with_one_line(tmp_path, run_c
     (bad / "frame000000_keypoints.json").write_text('{"people": [{"pose_keypoints_2d": [1, 2, ')
     with pytest.raises(V2VError, match="frame000000_keypoints.json"):
         read_openpose_json(bad / "frame000000_keypoints.json")
-    rc, out, err = run_cli("pose", "render", bad, "--out", tmp_path / "o")
+    rc, _out, err = run_cli("pose", "render", bad, "--out", tmp_path / "o")
     assert rc == 2 and err.startswith("error:") and "frame000000_keypoints.json" in err
     assert len(err.strip().splitlines()) == 1
     wrong = tmp_path / "wrong_keypoints.json"
@@ -216,11 +225,11 @@ def test_backends_interface(shared, tmp_path, monkeypatch):
 
 def test_pose_extract_and_normalize_cli(shared, run_cli, tmp_path):
     src = shared / "data" / "pose" / "poses-openpose" / "001_001"
-    rc, out, err = run_cli("pose", "extract", src, "--out", tmp_path / "ex", "--backend", "openpose")
+    rc, _out, err = run_cli("pose", "extract", src, "--out", tmp_path / "ex", "--backend", "openpose")
     assert rc == 0, err
     got = read_pose_sequence(tmp_path / "ex")
     assert len(got) == 3 and np.array_equal(got[1].body, read_pose(src / "frame000101.json").body)
-    rc, out, err = run_cli("pose", "normalize", "--source", src, "--target", src, "--out", tmp_path / "norm",
+    rc, _out, err = run_cli("pose", "normalize", "--source", src, "--target", src, "--out", tmp_path / "norm",
                            "--source-size", "1080x1920", "--target-size", "1080x1920", "--smooth", "1")
     assert rc == 0, err
     info = json.loads((tmp_path / "norm" / "norm_params.json").read_text())

@@ -3,21 +3,26 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from v2v.errors import V2VError
-from v2v.models.dance import (DanceGenerator, DanceModelConfig, DanceSystem, GlobalGenerator, LocalEnhancer,
-                              UnetGenerator)
+from v2v.models.dance import (
+    DanceGenerator,
+    DanceModelConfig,
+    DanceSystem,
+    GlobalGenerator,
+    LocalEnhancer,
+    UnetGenerator,
+)
 
 TINY = ["model.ngf=8", "model.n_blocks_global=1", "model.ndf=8", "model.face_ngf=4", "model.face_ndf=8",
         "model.face_n_blocks=1", "model.l1_weight=100.0"]
 
 
 def _cfg(**kw):
-    base = dict(ngf=4, n_downsample_global=2, n_blocks_global=1, face_ngf=4, face_n_downsample=2, face_n_blocks=1,
-                ndf=4, n_layers_D=2, face_ndf=4, vgg=False)
+    base = {"ngf": 4, "n_downsample_global": 2, "n_blocks_global": 1, "face_ngf": 4, "face_n_downsample": 2, "face_n_blocks": 1,
+                "ndf": 4, "n_layers_D": 2, "face_ndf": 4, "vgg": False}
     base.update(kw)
     return DanceModelConfig(**base)
 
@@ -159,7 +164,7 @@ def test_dance_end_to_end_on_another_identity(trained, puppets, run_cli, tmp_pat
     ckpt = find_latest(str(out / "checkpoints"))[0]
     target = puppets[0] / "train" / "vid0000"
     video = tmp_path / "dance.mp4"
-    rc, so, se = run_cli("dance", "--config", "configs/dance/puppets.yaml", "--checkpoint", ckpt,
+    rc, _so, se = run_cli("dance", "--config", "configs/dance/puppets.yaml", "--checkpoint", ckpt,
                          "--source-video", source, "--target-stats", target, "--out", video,
                          "--labels-out", tmp_path / "labels", "--no-progress")
     assert rc == 0, se

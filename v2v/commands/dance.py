@@ -219,7 +219,7 @@ def run_dance(args) -> int:
     import torch
 
     from v2v.data.pose_backends import extract_poses
-    from v2v.data.pose_render import canvas_shape_for, face_box, render_canvas, to_canvas, _lanczos
+    from v2v.data.pose_render import _lanczos, canvas_shape_for, face_box, render_canvas, to_canvas
     from v2v.data.video import VideoWriter
     from v2v.device import resolve_device
     from v2v.errors import V2VError

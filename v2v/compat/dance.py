@@ -462,7 +462,7 @@ def _parity_render(d, cfgj: dict, folder: str, rows: list) -> None:
     from v2v.data.pose_render import _lanczos, face_box, face_center, render_canvas, to_canvas
 
     cases = cfgj.get("render_cases") or []
-    names = sorted({k.split("_", 1)[0] for k in d.keys()})
+    names = sorted({k.split("_", 1)[0] for k in d})
     files = os.listdir(os.path.join(folder, "openpose")) if os.path.isdir(os.path.join(folder, "openpose")) else []
     for pfx in names:
         k = int(pfx[1:])
@@ -471,7 +471,7 @@ def _parity_render(d, cfgj: dict, folder: str, rows: list) -> None:
             rows.append((f"{pfx}_*", float("inf"), 0, False, "config.json has no render_cases entry"))
             continue
         stem = case["name"] + "__"
-        cand = [f for f in files if f.startswith(stem) and (f.endswith("_pose.yml") or f.endswith(".json"))]
+        cand = [f for f in files if f.startswith(stem) and (f.endswith(("_pose.yml", ".json")))]
         if not cand:
             rows.append((f"{pfx}_*", float("inf"), 0, False, f"openpose/{stem}* missing"))
             continue

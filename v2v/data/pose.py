@@ -188,7 +188,7 @@ def read_openpose_json(path: str | os.PathLike) -> PoseFrame | None:
         raise V2VError(f"pose file not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise V2VError(f"{path}: not valid OpenPose JSON ({getattr(exc, 'msg', exc)}"
-                       f"{', line %d' % exc.lineno if hasattr(exc, 'lineno') else ''})") from None
+                       f"{f', line {exc.lineno}' if hasattr(exc, 'lineno') else ''})") from None
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise V2VError(f"{path}: not an OpenPose JSON file (expected a top-level object with a 'people' list)")
     frames = []
@@ -317,7 +317,7 @@ def read_pose(path: str | os.PathLike) -> PoseFrame | None:
     low = p.lower()
     if low.endswith(".json"):
         return read_openpose_json(p)
-    if low.endswith(".yml") or low.endswith(".yaml"):
+    if low.endswith((".yml", ".yaml")):
         return read_openpose_yml(p)
     raise V2VError(f"{p}: unsupported pose file (expected OpenPose .json or OpenCV-YAML _pose.yml)")
 

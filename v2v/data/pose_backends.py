@@ -22,8 +22,17 @@ import numpy as np
 from v2v.data.pose import PoseFrame, list_pose_files, read_pose
 from v2v.errors import V2VError, unknown_key_message
 
-__all__ = ["PoseSequence", "get_backend", "BACKENDS", "MEDIAPIPE_TO_BODY25", "mediapipe_to_body25",
-           "OpenPoseFolderBackend", "PuppetsBackend", "MediaPipeBackend", "extract_poses"]
+__all__ = [
+    "BACKENDS",
+    "MEDIAPIPE_TO_BODY25",
+    "MediaPipeBackend",
+    "OpenPoseFolderBackend",
+    "PoseSequence",
+    "PuppetsBackend",
+    "extract_poses",
+    "get_backend",
+    "mediapipe_to_body25",
+]
 
 
 @dataclass

@@ -184,7 +184,7 @@ def canvas_shape_for(frame_hw, canvas_height: int | None = None):
     if canvas_height is None:
         return (1080, 1920)
     h, w = frame_hw
-    return (int(canvas_height), int(round(canvas_height * w / h)))
+    return (int(canvas_height), round(canvas_height * w / h))
 
 
 def to_canvas(frame: PoseFrame, frame_hw, canvas_hw=(1080, 1920), map_25_to_23: bool = False):
@@ -266,7 +266,7 @@ def face_box(frame_in_canvas: PoseFrame, canvas_hw=(1080, 1920), out_hw=(512, 10
     if buffer is None:
         buffer = 70.0 * ch / 1080.0
     if box_hw is None:
-        side = 128 if oh == 512 else max(8, int(round(128 * oh / 512 / 8.0)) * 8)
+        side = 128 if oh == 512 else max(8, round(128 * oh / 512 / 8.0) * 8)
         box_hw = (side, side)
     ax, ay = face_center(frame_in_canvas, strict=strict)
     scalex = float(ow) / float(cw)
