@@ -184,7 +184,7 @@ def test_flo_matches_ops_reader(tmp_path):
 def test_cli_synth(run_cli, tmp_path):
     out = tmp_path / "tmp"
     rc, stdout, _ = run_cli("data", "synth", "toycity", "--out", out, "--videos", 2, "--frames", 5,
-                            "--size", "32x64", "--seed", 1, "--quiet")
+                            "--size", "32x64", "--seed", 1)
     assert rc == 0, stdout
     for sub, n in (("train_A", 5), ("train_B", 5), ("train_inst", 5), ("train_flow", 4), ("train_occ", 4),
                    ("train_flowprev", 4), ("train_occprev", 4)):
