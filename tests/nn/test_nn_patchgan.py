@@ -170,3 +170,28 @@ def test_edn_fixture_netD_parity(shared):
             for j in range(5):
                 want = torch.from_numpy(cases[f"D_{kind}_s{i}_f{j}"])
                 torch.testing.assert_close(out[i][j], want, atol=1e-4, rtol=1e-4)
+
+
+def test_edn_fixture_face_d_batchnorm_parity(shared):
+    """Official EDN netDface (flat NLayerDiscriminator, BatchNorm2d) in eval and train mode."""
+    d = shared / "fixtures" / "edn"
+    sd = torch.load(d / "latest_net_Dface.pth", map_location="cpu", weights_only=True)
+    cases = np.load(d / "cases.npz")
+    n_layers = 3
+    idx = {0: "blocks.0.conv", 2 + 3 * n_layers: f"blocks.{n_layers + 1}.conv"}
+    for n in range(1, n_layers + 1):
+        idx[2 + 3 * (n - 1)] = f"blocks.{n}.conv"
+        idx[3 + 3 * (n - 1)] = f"blocks.{n}.norm"
+    ours = {}
+    for k, v in sd.items():
+        _, i, p = k.split(".", 2)
+        ours[f"{idx[int(i)]}.{p}"] = v
+    face_d = PatchDiscriminator(6, ndf=16, n_layers=n_layers, norm="batch")
+    face_d.load_state_dict(ours)
+    for mode in ("eval", "train"):  # eval first: a train-mode call updates the running stats
+        face_d.train(mode == "train")
+        for kind in ("fake", "real"):
+            x = torch.from_numpy(cases[f"Dface_in_{kind}_0"])
+            with torch.no_grad():
+                want = torch.from_numpy(cases[f"Dface_{kind}_0_{mode}"])
+                torch.testing.assert_close(face_d(x), want, atol=1e-4, rtol=1e-4)
