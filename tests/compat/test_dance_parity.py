@@ -158,3 +158,90 @@ def test_missing_checkpoint_and_bad_folder_errors(tmp_path, run_cli):
     assert rc == 2 and "no cases.npz" in err
     with pytest.raises(V2VError, match="latest_net_G.pth"):
         load_official(tmp_path, {"netG": "global"})
+
+
+# ---- pix2pixHD reference modules written from the recipe (official key layout) ----------------
+
+
+def _ref_resblock(ch):
+    m = nn.Module()
+    m.conv_block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch), nn.ReLU(True),
+                                 nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch))
+    m.forward = lambda x: x + m.conv_block(x)
+    return m
+
+
+def _ref_global(inp, out, ngf, nd, nb):
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(inp, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+    for i in range(nd):
+        m = 2**i
+        layers += [nn.Conv2d(ngf * m, ngf * m * 2, 3, 2, 1), nn.InstanceNorm2d(ngf * m * 2), nn.ReLU(True)]
+    layers += [_ref_resblock(ngf * 2**nd) for _ in range(nb)]
+    for i in range(nd):
+        m = 2**(nd - i)
+        layers += [nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, output_padding=1),
+                   nn.InstanceNorm2d(ngf * m // 2), nn.ReLU(True)]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out, 7), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class _RefLocal(nn.Module):
+    def __init__(self, inp, out, ngf, nd, nb, nbl):
+        super().__init__()
+        g = _ref_global(inp, out, ngf * 2, nd, nb)
+        self.model = nn.Sequential(*list(g)[:-3])
+        self.model1_1 = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(inp, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True),
+                                      nn.Conv2d(ngf, ngf * 2, 3, 2, 1), nn.InstanceNorm2d(ngf * 2), nn.ReLU(True))
+        self.model1_2 = nn.Sequential(*[_ref_resblock(ngf * 2) for _ in range(nbl)],
+                                      nn.ConvTranspose2d(ngf * 2, ngf, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(ngf),
+                                      nn.ReLU(True), nn.ReflectionPad2d(3), nn.Conv2d(ngf, out, 7), nn.Tanh())
+
+    def forward(self, x):
+        xd = nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+        return self.model1_2(self.model1_1(x) + self.model(xd))
+
+
+def _ref_nlayer_flat(inp, ndf, n_layers):
+    seq = [nn.Conv2d(inp, ndf, 4, 2, 2), nn.LeakyReLU(0.2, True)]
+    nf = ndf
+    for _ in range(1, n_layers):
+        prev, nf = nf, min(nf * 2, 512)
+        seq += [nn.Conv2d(prev, nf, 4, 2, 2), nn.InstanceNorm2d(nf), nn.LeakyReLU(0.2, True)]
+    prev, nf = nf, min(nf * 2, 512)
+    seq += [nn.Conv2d(prev, nf, 4, 1, 2), nn.InstanceNorm2d(nf), nn.LeakyReLU(0.2, True), nn.Conv2d(nf, 1, 4, 1, 2)]
+    return nn.Sequential(*seq)
+
+
+def test_local_enhancer_and_flat_discriminator_follow_the_official_layout():
+    from v2v.compat.dance import map_generator_keys, map_multiscale_d_keys
+    from v2v.models.dance import DanceSystem
+
+    torch.manual_seed(0)
+    opt = {"netG": "local", "ngf": 4, "n_downsample_global": 2, "n_blocks_global": 1, "n_blocks_local": 2,
+           "label_nc": 6, "no_ganFeat_loss": True, "num_D": 2, "n_layers_D": 2, "ndf": 4, "no_vgg_loss": True}
+    ref = _RefLocal(6, 3, 4, 2, 1, 2)
+    for p in ref.parameters():
+        p.data.normal_(0, 0.3)
+    cfg = config_from_opt(opt, ref.state_dict())
+    s = DanceSystem(cfg, build_losses=False)
+    mapped = {k[4:]: v for k, v in map_generator_keys(ref.state_dict(), cfg, "G").items()}
+    assert set(mapped) == set(s.generator.net.state_dict())
+    s.generator.net.load_state_dict(mapped)
+    x = torch.rand(1, 6, 32, 64)
+    with torch.no_grad():
+        assert torch.allclose(s.generator.net(x), ref(x), atol=1e-5)
+    # multiscale D without intermediate features: official keys layer{s}.{i}
+    refD = nn.Module()
+    for i in range(2):
+        setattr(refD, f"layer{i}", _ref_nlayer_flat(12, 4, 2))
+    for p in refD.parameters():
+        p.data.normal_(0, 0.3)
+    sdD = map_multiscale_d_keys(refD.state_dict(), 2, 2, interm=False)
+    assert set(sdD) == set(s.netD.state_dict())
+    s.netD.load_state_dict(sdD)
+    xd = torch.rand(1, 12, 32, 64)
+    with torch.no_grad():
+        out = s.netD(xd)
+        assert torch.allclose(out[0][-1], refD.layer1(xd), atol=1e-5)  # output 0 = the last scale's net
+        down = nn.functional.avg_pool2d(xd, 3, 2, 1, count_include_pad=False)
+        assert torch.allclose(out[1][-1], refD.layer0(down), atol=1e-5)
