@@ -221,3 +221,11 @@ def test_logger_video_samples_and_jsonl_truncation(tmp_path):
     truncate_jsonl(str(tmp_path / "metrics.jsonl"), 2)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["G"] for r in rows] == [1.0, 2.0]
+
+
+def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path, run_cli):
+    w, s = ckpt.checkpoint_paths(tmp_path / "checkpoints", 50)
+    ckpt.save_weights(_toy(), w)
+    ckpt.save_state({"step": 50}, s)
+    rc, _, err = run_cli("train", "--config", CONFIG, "--out", tmp_path, "--steps", "1")
+    assert rc == 2 and "holds checkpoints up to step 50" in err and "--resume" in err

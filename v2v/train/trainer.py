@@ -598,6 +598,11 @@ def run_experiment(system_cls, cfg, out_dir: str | None = None, device="auto", r
     tc: TrainConfig = cfg.train
     out_dir = os.fspath(out_dir or tc.out_dir)
     tc.out_dir = out_dir
+    if resume is None:
+        existing = ckpt.list_checkpoints(os.path.join(out_dir, "checkpoints"))
+        if existing:
+            raise V2VError(f"{out_dir} already holds checkpoints up to step {existing[-1]}: continue it with "
+                           f"--resume, or train into another --out (or delete the folder)")
     info, device = init_distributed(resolve_device(device))
     flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
