@@ -245,3 +245,85 @@ def test_local_enhancer_and_flat_discriminator_follow_the_official_layout():
         assert torch.allclose(out[0][-1], refD.layer1(xd), atol=1e-5)  # output 0 = the last scale's net
         down = nn.functional.avg_pool2d(xd, 3, 2, 1, count_include_pad=False)
         assert torch.allclose(out[1][-1], refD.layer0(down), atol=1e-5)
+
+
+def _ref_nlayer_bn(inp, ndf, n_layers):
+    seq = [nn.Conv2d(inp, ndf, 4, 2, 2), nn.LeakyReLU(0.2, True)]
+    nf = ndf
+    for _ in range(1, n_layers):
+        prev, nf = nf, min(nf * 2, 512)
+        seq += [nn.Conv2d(prev, nf, 4, 2, 2), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2, True)]
+    prev, nf = nf, min(nf * 2, 512)
+    seq += [nn.Conv2d(prev, nf, 4, 1, 2), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2, True), nn.Conv2d(nf, 1, 4, 1, 2)]
+    return nn.Sequential(*seq)
+
+
+def test_parity_runner_on_another_fixture_set_unet_face_no_interm_features(tmp_path):
+    """A fixture set made the same way with other options (unet face generator, BatchNorm, other
+    widths, no intermediate D features), its expected arrays computed by the official-layout
+    reference modules above: the runner derives everything from opt.txt and the checkpoints."""
+    import copy
+
+    from v2v.compat.dance import run_parity
+
+    torch.manual_seed(3)
+    opt = ("------------ Options -------------\nnetG: global\nngf: 4\nn_downsample_global: 2\nn_blocks_global: 1\n"
+           "label_nc: 6\noutput_nc: 3\nno_instance: True\nnorm: instance\nface_generator: True\nfaceGtype: unet\n"
+           "face_discrim: True\nno_ganFeat_loss: True\nnum_D: 2\nn_layers_D: 2\nndf: 4\nno_vgg_loss: True\n"
+           "no_lsgan: False\n-------------- End ----------------\n")
+    (tmp_path / "opt.txt").write_text(opt)
+    G = nn.Module()
+    G.model = _ref_global(6, 3, 4, 2, 1)
+    F = nn.Module()
+    b = _RefUnetBlock(16 * 8 // 2, 16 * 8 // 2, innermost=True)  # ngf 8: widths 64, 64, 32, 16, 8
+    b = _RefUnetBlock(32, 64, sub=b)
+    b = _RefUnetBlock(16, 32, sub=b)
+    b = _RefUnetBlock(8, 16, sub=b)
+    F.model = _RefUnetBlock(3, 8, input_nc=6, sub=b, outermost=True)
+    Df = nn.Module()
+    Df.facemodel = _ref_nlayer_bn(6, 8, 2)
+    D = nn.Module()
+    D.layer0, D.layer1 = _ref_nlayer_flat(12, 4, 2), _ref_nlayer_flat(12, 4, 2)
+    for m in (G, F, Df, D):
+        for p in m.parameters():
+            p.data.normal_(0, 0.3)
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.normal_(0, 0.5)
+                mod.running_var.uniform_(0.4, 2.5)
+    for name, m in (("G", G), ("Gface", F), ("Dface", Df), ("D", D)):
+        torch.save(m.state_dict(), tmp_path / f"latest_net_{name}.pth")
+    F_eval, Df_eval = copy.deepcopy(F).eval(), copy.deepcopy(Df).eval()
+    F.train()
+    Df.train()
+    c = {"label_0": torch.rand(1, 3, 64, 128), "label_1": torch.rand(1, 3, 64, 128),
+         "real_0": torch.rand(1, 3, 64, 128) * 2 - 1, "real_1": torch.rand(1, 3, 64, 128) * 2 - 1,
+         "face_coords": torch.tensor([8, 40, 48, 80], dtype=torch.int32)}
+    y0, y1, x0, x1 = c["face_coords"].tolist()
+    with torch.no_grad():
+        prev = torch.zeros(1, 3, 64, 128)
+        for t in (0, 1):
+            g = G.model(torch.cat([c[f"label_{t}"], prev], 1))
+            fin = torch.cat([c[f"label_{t}"][:, :, y0:y1, x0:x1], g[:, :, y0:y1, x0:x1]], 1)
+            res = F.model(fin.clone())
+            img = g.clone()
+            img[:, :, y0:y1, x0:x1] += res
+            c.update({f"G_out_{t}": g, f"faceG_in_{t}": fin, f"face_residual_{t}": res, f"I_{t}": img})
+            prev = img
+        c["face_residual_0_eval"] = F_eval.model(c["faceG_in_0"].clone())
+        c["faceG_case_in"] = torch.rand(1, 6, 32, 32) * 2 - 1
+        c["faceG_case_box"] = torch.tensor([0, 32, 0, 32], dtype=torch.int32)
+        c["faceG_case_out_train"] = F.model(c["faceG_case_in"].clone())
+        c["faceG_case_out_eval"] = F_eval.model(c["faceG_case_in"].clone())
+        for tag, im in (("fake", c["I_0"]), ("real", c["real_0"])):
+            x = torch.cat([c["label_0"][:, :, y0:y1, x0:x1], im[:, :, y0:y1, x0:x1]], 1)
+            c[f"Dface_in_{tag}_0"] = x
+            c[f"Dface_{tag}_0_train"] = Df.facemodel(x.clone())
+            c[f"Dface_{tag}_0_eval"] = Df_eval.facemodel(x.clone())
+    np.savez(tmp_path / "cases.npz", **{k: v.numpy() for k, v in c.items()})
+    ok, rows = run_parity(tmp_path, verbose=False)
+    assert ok, [r for r in rows if not r[3]]
+    names = {r[0] for r in rows}
+    assert {"I_1", "face_residual_1", "faceG_case_out_eval", "Dface_real_0_eval", "G_out_1"} <= names
+    s = load_official(tmp_path)
+    assert s.cfg.face_gtype == "unet" and s.cfg.face_ngf == 8 and s.cfg.face_ndf == 8 and not s.cfg.gan_feat

@@ -377,6 +377,8 @@ def _parity_cases(system: DanceSystem, c, rows: list) -> None:
     S, C = PARITY_TOLERANCES["step"], PARITY_TOLERANCES["chain"]
     zeros = torch.zeros_like(label0)
     system.train()  # the official scripts never call .eval()
+    # checkpoint state (BatchNorm running stats move on every train-mode call): eval-mode arrays use it
+    pristine = {k: v.clone() for k, v in system.state_dict().items()}
     with torch.no_grad():
         s0 = G.step_raw(label0, zeros, box if cfg.face_generator else None, features=True)
         feats = s0.get("features", {})
@@ -411,6 +413,8 @@ def _parity_cases(system: DanceSystem, c, rows: list) -> None:
             x = _t(c["faceG_case_in"])
             _cmp(rows, "faceG_case_out_train", G.face(x), c["faceG_case_out_train"], S, "step")
             sd = {k: v.clone() for k, v in G.face.state_dict().items()}
+            G.face.load_state_dict({k[len("generator.face."):]: v for k, v in pristine.items()
+                                    if k.startswith("generator.face.")})
             G.face.eval()
             bs = getattr(G.face, "batch_stats_at_inference", False)
             if bs:
@@ -434,7 +438,7 @@ def _parity_cases(system: DanceSystem, c, rows: list) -> None:
                             _cmp(rows, f"D_{tag}_s{i}", f, c[f"D_{tag}_s{i}"], S, "step")
         if system.netDface is not None and "Dface_in_fake_0" in c:
             Df = system.netDface
-            sd = {k: v.clone() for k, v in Df.state_dict().items()}
+            sd = {k[len("netDface."):]: v for k, v in pristine.items() if k.startswith("netDface.")}
             for tag in ("fake", "real"):
                 x = _t(c[f"Dface_in_{tag}_0"])
                 Df.train()
