@@ -96,6 +96,19 @@ def test_end_to_end_outputs(single_run):
     assert "system: toy" in cfg and "steps: 4" in cfg
 
 
+def test_load_system_from_training_checkpoint(single_run):
+    from v2v.train.checkpoint import load_system
+
+    path = single_run / "checkpoints" / "step_00000004.safetensors"
+    sd = load_file(path)
+    system, cfg = load_system(path)
+    assert cfg.system == "toy" and cfg.train.steps == 4 and not system.training
+    assert torch.equal(system.generator.conv1.weight, sd["generator.conv1.weight"])
+    system_ema, _ = load_system(path, ema=True)
+    assert torch.equal(system_ema.generator.conv1.weight, sd["ema.generator.conv1.weight"])
+    assert not torch.equal(sd["ema.generator.conv1.weight"], sd["generator.conv1.weight"])
+
+
 def test_state_file_loads_weights_only(single_run):
     st = torch.load(single_run / "checkpoints" / "step_00000004.state.pt", map_location="cpu", weights_only=True)
     assert st["format"] == "v2v-trainer-state-1"

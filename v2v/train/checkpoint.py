@@ -37,6 +37,7 @@ __all__ = [
     "checkpoint_paths",
     "find_latest",
     "load_state",
+    "load_system",
     "load_weights",
     "prune_checkpoints",
     "read_metadata",
@@ -181,6 +182,36 @@ def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True
     with torch.no_grad():
         module.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=False)
     return meta
+
+
+def load_system(path: str | os.PathLike, ema: bool = False, device: str | torch.device = "cpu",
+                strict: bool = True):
+    """Rebuild the system a ``v2v train`` checkpoint was made with and load its weights.
+
+    The system name and the experiment config come from the file's metadata (written by the
+    trainer), so an inference command needs nothing but the checkpoint. ``ema=True`` puts the
+    EMA generator weights in place of the raw ones. Returns ``(system in eval mode, experiment
+    config)``. A file without that metadata (e.g. a converted official checkpoint) is a
+    V2VError: build the system from its config and call :func:`load_weights` instead.
+    """
+    from v2v.config import from_dict
+    from v2v.models import get_system_class
+    from v2v.train.config import make_experiment_config
+
+    path = os.fspath(path)
+    meta = read_metadata(path)
+    if "config" not in meta or "system" not in meta:
+        raise V2VError(f"{path} has no training config in its metadata (not written by `v2v train`); "
+                       f"build the model from its config and load the weights with load_weights")
+    system_cls = get_system_class(meta["system"])
+    try:
+        raw = json.loads(meta["config"])
+    except json.JSONDecodeError as exc:
+        raise V2VError(f"{path}: unreadable config metadata: {exc}") from None
+    cfg = from_dict(make_experiment_config(system_cls), raw)
+    system = system_cls.from_config(cfg.model)
+    load_weights(system, path, strict=strict, ema=ema)
+    return system.to(device).eval(), cfg
 
 
 # ----------------------------------------------------------------------------- trainer state
