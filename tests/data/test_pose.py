@@ -239,3 +239,17 @@ def test_pose_extract_and_normalize_cli(shared, run_cli, tmp_path):
     # identical source and target statistics: the normalisation is the identity on valid frames
     ref = read_pose(src / "frame000101.json").to_body23()
     assert np.abs(frames[1].body - ref.body).max() < 1e-6
+
+
+def test_cli_errors_are_one_line(tmp_path, run_cli):
+    tgt = tmp_path / "tgt"
+    tgt.mkdir()
+    body = np.zeros((25, 3))
+    body[[0, 1, 17, 18], :] = (100, 100, 1)  # head and neck only: no ankles
+    for t in range(3):
+        (tgt / f"frame{t:06d}_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": body.reshape(-1).tolist()}]}))
+    rc, _out, err = run_cli("pose", "normalize", "--source", tgt, "--target", tgt, "--out", tmp_path / "o")
+    assert rc == 2 and err.startswith("error: target poses") and "ankle" in err and len(err.strip().splitlines()) == 1
+    (tgt / "frame000001_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": [1.0] * 60}]}))
+    rc, _out, err = run_cli("pose", "render", tgt, "--out", tmp_path / "r")
+    assert rc == 2 and "frame000001_keypoints.json" in err and "60 values" in err and len(err.strip().splitlines()) == 1

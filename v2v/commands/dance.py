@@ -175,7 +175,8 @@ def _load_model(args):
         folder = ckpt if os.path.isdir(ckpt) else os.path.dirname(ckpt)
         opt = read_opt(cfg_path) if cfg_path.endswith((".txt", ".json")) else None
         system = load_official(folder, opt, with_discriminators=False)
-        data_cfg = DanceDataConfig(size=None, canvas_height=None, map_25_to_23=True)
+        # the official geometry: 1080x1920 canvas, 512x1024 labels, 128x128 face box
+        data_cfg = DanceDataConfig(size=[512, 1024], canvas_height=None, map_25_to_23=True, face_box=[128, 128])
         if cfg_path.endswith((".yaml", ".yml")):
             from v2v.train.config import load_experiment
 

@@ -119,8 +119,8 @@ def keypoint_stats(frames: Sequence[PoseFrame | None], spread=None, stophere: in
     if not any(usable):
         raise V2VError(
             f"{name}: no usable pose in frames {lo}..{hi - 1}: statistics need one {fmt} person with a "
-            f"visible head (nose or both ears), right ankle and left ear; none of the {hi - lo} frames "
-            f"has visible ankles and head")
+            f"visible head (nose or both ears), right ankle and left ear (the official test); none of the "
+            f"{hi - lo} frames has them (no visible ankles?)")
     st = KeypointStats(maxheight=0.0, mintoe=float(frame_hw[0]), maxtoe=0.0, avemintoe=0.0,
                        minmaxtoe=float(frame_hw[0]), median=0.0)
     if rng is None and draws is None:
