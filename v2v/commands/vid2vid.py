@@ -64,7 +64,8 @@ def register(cli):
 # model loading
 # ----------------------------------------------------------------------------------------------
 def load_model_config(config: str, overrides=None):
-    """(model config, data size (H,W) or None) from a v2v YAML or an official option file."""
+    """(model config, size) from a v2v YAML or an official option file; size is data.size (H, W),
+    None, or for official options a function of the source (H, W) (the official test-time rule)."""
     from v2v.compat.vid2vid import is_official_options, read_official_options
     from v2v.config import apply_overrides, from_dict, load_yaml
     from v2v.models.vid2vid import Vid2VidDataConfig, Vid2VidModelConfig, config_from_official_options
@@ -74,8 +75,7 @@ def load_model_config(config: str, overrides=None):
     if is_official_options(config):
         opts = read_official_options(config)
         cfg = config_from_official_options(opts)
-        size = official_size(opts)
-        return cfg, size
+        return cfg, lambda src_hw: official_size(opts, src_hw)
     data = load_yaml(config)
     data = apply_overrides(data, overrides or [])
     if data.get("system", "vid2vid") != "vid2vid":
@@ -268,6 +268,8 @@ def run_generate(args) -> int:
             if i >= n:
                 break
             if size is None:
+                if callable(cfg_size):
+                    cfg_size = cfg_size(lab.shape[:2])
                 size = cfg_size or (lab.shape[0] // 32 * 32, lab.shape[1] // 32 * 32)
                 if cfg_size is None:
                     log.info("no size in the config: using %dx%d", *size)
