@@ -1,4 +1,5 @@
 """Checkpoint I/O, config errors, data order and schedules (all in-process, fast)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,7 +51,9 @@ def test_mismatched_checkpoint_names_keys_and_shapes(tmp_path):
     sd.pop("discriminator.conv2.bias")
     sd["extra.weight"] = torch.zeros(2, 3)
     ckpt.save_weights(sd, p)
-    with pytest.raises(V2VError, match=r"missing 1: discriminator.conv2.bias \(1\).*unexpected 1: extra.weight \(2,3\)"):
+    with pytest.raises(
+        V2VError, match=r"missing 1: discriminator.conv2.bias \(1\).*unexpected 1: extra.weight \(2,3\)"
+    ):
         ckpt.load_weights(_toy(), p)
     ckpt.load_weights(_toy(), p, strict=False)  # non-strict tolerates both
 
@@ -75,8 +78,19 @@ def test_resume_with_other_widths_is_one_line_cli_error(tmp_path, run_cli):
     w, s = ckpt.checkpoint_paths(p, 3)
     ckpt.save_weights(_toy(width=16), w)
     ckpt.save_state({"system": "toy", "step": 3, "epoch": 0, "batch_index": 3, "optimizers": {}}, s)
-    rc, _, err = run_cli("train", "--config", CONFIG, "--out", tmp_path / "run", "--resume", "--no-progress",
-                         "--device", "cpu", "model.width=8", "train.steps=4")
+    rc, _, err = run_cli(
+        "train",
+        "--config",
+        CONFIG,
+        "--out",
+        tmp_path / "run",
+        "--resume",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "model.width=8",
+        "train.steps=4",
+    )
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert "generator.conv1.weight: file (16,4,3,3) vs model (8,4,3,3)" in err

@@ -3,6 +3,7 @@
 Subprocess runs use `python -m v2v train` with the toy config; the single-process reference
 run happens once in-process (module fixture) and is shared by several tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,14 @@ from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "toy" / "squares.yaml"
-BASE = ["train.sample_every=2", "train.eval_every=2", "train.log_every=1", "train.ckpt_every=2", "train.keep_last=0",
-        "train.eval_batches=1"]
+BASE = [
+    "train.sample_every=2",
+    "train.eval_every=2",
+    "train.log_every=1",
+    "train.ckpt_every=2",
+    "train.keep_last=0",
+    "train.eval_batches=1",
+]
 
 
 def _env():
@@ -30,8 +37,15 @@ def _env():
 
 
 def _v2v(args, env=None, check=True, timeout=240):
-    r = subprocess.run([sys.executable, "-m", "v2v", *map(str, args)], check=False, cwd=REPO, env=env or _env(),
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "v2v", *map(str, args)],
+        check=False,
+        cwd=REPO,
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and r.returncode != 0:
         raise AssertionError(f"v2v {args} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return r
@@ -45,8 +59,21 @@ def single_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("single")
     state = torch.get_rng_state()
     try:
-        rc = main(["train", "--config", str(CONFIG), "--out", str(out), "--no-progress", "--device", "cpu",
-                   "--steps", "4", *BASE])
+        rc = main(
+            [
+                "train",
+                "--config",
+                str(CONFIG),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--steps",
+                "4",
+                *BASE,
+            ]
+        )
     finally:
         torch.set_rng_state(state)
     assert rc == 0
@@ -57,8 +84,12 @@ def single_run(tmp_path_factory):
 def test_end_to_end_outputs(single_run):
     out = single_run
     ck = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert ck == ["step_00000002.safetensors", "step_00000002.state.pt",
-                  "step_00000004.safetensors", "step_00000004.state.pt"]
+    assert ck == [
+        "step_00000002.safetensors",
+        "step_00000002.state.pt",
+        "step_00000004.safetensors",
+        "step_00000004.state.pt",
+    ]
     assert list((out / "tb").glob("events.out.tfevents.*"))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "G" in r]
@@ -110,7 +141,9 @@ def test_load_system_from_training_checkpoint(single_run):
 
 
 def test_state_file_loads_weights_only(single_run):
-    st = torch.load(single_run / "checkpoints" / "step_00000004.state.pt", map_location="cpu", weights_only=True)
+    st = torch.load(
+        single_run / "checkpoints" / "step_00000004.state.pt", map_location="cpu", weights_only=True
+    )
     assert st["format"] == "v2v-trainer-state-1"
     assert st["step"] == 4 and st["system"] == "toy"
     # 64 items / batch 4 = 16 batches per epoch: after 4 steps, epoch 0, batch 4
@@ -122,9 +155,24 @@ def test_state_file_loads_weights_only(single_run):
 
 def test_exact_resume_after_hard_exit(tmp_path):
     """8 steps straight == 4 steps + os._exit + resume to 8, bitwise (dropout and augmentation on)."""
-    args = ["train", "--config", CONFIG, "--no-progress", "--device", "cpu", "--steps", "8",
-            "model.dropout=0.3", "data.augment=true", "train.ckpt_every=4", "train.keep_last=0",
-            "train.log_every=2", "train.sample_every=0", "train.eval_every=0", "train.deterministic=true"]
+    args = [
+        "train",
+        "--config",
+        CONFIG,
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--steps",
+        "8",
+        "model.dropout=0.3",
+        "data.augment=true",
+        "train.ckpt_every=4",
+        "train.keep_last=0",
+        "train.log_every=2",
+        "train.sample_every=0",
+        "train.eval_every=0",
+        "train.deterministic=true",
+    ]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     _v2v([*args, "--out", straight])
     env = _env()
@@ -132,7 +180,9 @@ def test_exact_resume_after_hard_exit(tmp_path):
     r = _v2v([*args, "--out", killed], env=env, check=False)
     assert r.returncode == 17, r.stderr[-2000:]  # the hard exit of the test hook, not a clean return
     assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == [
-        "step_00000004.safetensors", "step_00000004.state.pt"]
+        "step_00000004.safetensors",
+        "step_00000004.state.pt",
+    ]
     _v2v([*args, "--out", killed, "--resume"])
     a = load_file(straight / "checkpoints" / "step_00000008.safetensors")
     b = load_file(killed / "checkpoints" / "step_00000008.safetensors")
@@ -156,9 +206,28 @@ def _free_port() -> int:
 def test_ddp_two_processes_match_single(tmp_path, single_run):
     """torchrun with 2 gloo ranks (2 items each) == 1 process on the global batch of 4."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "--monitor-interval=0.2", "-m", "v2v", "train", "--config", str(CONFIG),
-           "--out", str(out), "--no-progress", "--device", "cpu", "--steps", "4", *BASE]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "--monitor-interval=0.2",
+        "-m",
+        "v2v",
+        "train",
+        "--config",
+        str(CONFIG),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--steps",
+        "4",
+        *BASE,
+    ]
     env = _env()
     env["OMP_NUM_THREADS"] = "1"
     r = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

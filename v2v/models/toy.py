@@ -8,6 +8,7 @@ horizontal shading. Items are a pure function of (seed, split, index), built in 
 
 Losses: LSGAN (targets 1 real / 0 fake) + ``lambda_l1`` * L1 to the target.
 """
+
 from __future__ import annotations
 
 import random
@@ -20,7 +21,14 @@ from torch import nn
 
 from v2v.models.base import System
 
-__all__ = ["SquaresDataset", "ToyDataConfig", "ToyDiscriminator", "ToyGenerator", "ToyModelConfig", "ToySystem"]
+__all__ = [
+    "SquaresDataset",
+    "ToyDataConfig",
+    "ToyDiscriminator",
+    "ToyGenerator",
+    "ToyModelConfig",
+    "ToySystem",
+]
 
 
 @dataclass
@@ -67,7 +75,7 @@ class SquaresDataset(torch.utils.data.Dataset):
         for _ in range(int(rng.integers(1, 4))):
             w = int(rng.integers(s // 4, s // 2 + 1))
             y, x = (int(v) for v in rng.integers(0, s - w + 1, size=2))
-            label[y:y + w, x:x + w] = int(rng.integers(1, self.num_classes))
+            label[y : y + w, x : x + w] = int(rng.integers(1, self.num_classes))
         label_t = torch.from_numpy(label)
         if self.cfg.augment and random.random() < 0.5:  # global RNG: seeded per item by the trainer
             label_t = label_t.flip(-1)
@@ -163,4 +171,7 @@ class ToySystem(System):
     def evaluate(self, batch: dict) -> dict[str, float]:
         fake = self.generator(batch["label"])
         mse = ((fake - batch["image"]) ** 2).mean()
-        return {"l1": float((fake - batch["image"]).abs().mean()), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10)))}
+        return {
+            "l1": float((fake - batch["image"]).abs().mean()),
+            "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
+        }

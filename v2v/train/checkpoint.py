@@ -17,6 +17,7 @@ Public helpers used by the inference CLIs and model code:
   ``ema=True`` loads the EMA copy of the generator weights when the file has one, and
   ``prefix="generator."`` loads only that sub-tree into a sub-module.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ _STEP_RE = re.compile(r"^step_(\d{8})\.state\.pt$")
 # ----------------------------------------------------------------------------------- weights
 
 
-def save_weights(module_or_state: nn.Module | dict, path: str | os.PathLike, metadata: dict | None = None) -> None:
+def save_weights(
+    module_or_state: nn.Module | dict, path: str | os.PathLike, metadata: dict | None = None
+) -> None:
     """Atomically write ``module.state_dict()`` (or a ready state dict) to a safetensors file.
 
     ``metadata`` values are converted to strings (non-strings as JSON); ``format`` is set to
@@ -124,8 +127,13 @@ def _fmt_shape(t) -> str:
     return "(" + ",".join(str(s) for s in t) + ")"
 
 
-def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], path: str = "checkpoint",
-                     strict: bool = True, limit: int = 5) -> None:
+def check_state_dict(
+    expected: dict[str, torch.Tensor],
+    got: dict[str, torch.Tensor],
+    path: str = "checkpoint",
+    strict: bool = True,
+    limit: int = 5,
+) -> None:
     """Raise V2VError listing the first missing / unexpected / shape-mismatched keys.
 
     ``expected`` is the module's state dict, ``got`` the file's. Shape mismatches always fail;
@@ -136,7 +144,10 @@ def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Ten
     shapes = [k for k in expected if k in got and tuple(expected[k].shape) != tuple(got[k].shape)]
     parts = []
     if shapes:
-        items = [f"{k}: file {_fmt_shape(got[k].shape)} vs model {_fmt_shape(expected[k].shape)}" for k in shapes[:limit]]
+        items = [
+            f"{k}: file {_fmt_shape(got[k].shape)} vs model {_fmt_shape(expected[k].shape)}"
+            for k in shapes[:limit]
+        ]
         more = f" (+{len(shapes) - limit} more)" if len(shapes) > limit else ""
         parts.append(f"shape mismatch {len(shapes)}: " + "; ".join(items) + more)
     if strict and missing:
@@ -151,8 +162,9 @@ def check_state_dict(expected: dict[str, torch.Tensor], got: dict[str, torch.Ten
         raise V2VError(f"{path} does not match the model (different config?): " + " | ".join(parts))
 
 
-def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True, prefix: str = "",
-                 ema: bool = False) -> dict[str, str]:
+def load_weights(
+    module: nn.Module, path: str | os.PathLike, strict: bool = True, prefix: str = "", ema: bool = False
+) -> dict[str, str]:
     """Load a v2v safetensors file into ``module`` (in place); returns the file's metadata.
 
     - ``prefix``: only keys starting with it are used, with the prefix stripped (load the
@@ -167,14 +179,14 @@ def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True
     """
     path = os.fspath(path)
     tensors, meta = read_weights(path)
-    ema_sd = {k[len(EMA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
+    ema_sd = {k[len(EMA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
     sd = {k: v for k, v in tensors.items() if not k.startswith(EMA_PREFIX)}
     if ema:
         if not ema_sd:
             raise V2VError(f"{path} has no EMA weights ('{EMA_PREFIX}*' keys); load without ema=True / --ema")
         sd.update(ema_sd)
     if prefix:
-        sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if not sd:
             raise V2VError(f"{path} has no keys under prefix '{prefix}'")
     expected = module.state_dict()
@@ -184,8 +196,9 @@ def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True
     return meta
 
 
-def load_system(path: str | os.PathLike, ema: bool = False, device: str | torch.device = "cpu",
-                strict: bool = True):
+def load_system(
+    path: str | os.PathLike, ema: bool = False, device: str | torch.device = "cpu", strict: bool = True
+):
     """Rebuild the system a ``v2v train`` checkpoint was made with and load its weights.
 
     The system name and the experiment config come from the file's metadata (written by the
@@ -201,8 +214,10 @@ def load_system(path: str | os.PathLike, ema: bool = False, device: str | torch.
     path = os.fspath(path)
     meta = read_metadata(path)
     if "config" not in meta or "system" not in meta:
-        raise V2VError(f"{path} has no training config in its metadata (not written by `v2v train`); "
-                       f"build the model from its config and load the weights with load_weights")
+        raise V2VError(
+            f"{path} has no training config in its metadata (not written by `v2v train`); "
+            f"build the model from its config and load the weights with load_weights"
+        )
     system_cls = get_system_class(meta["system"])
     try:
         raw = json.loads(meta["config"])
@@ -257,16 +272,22 @@ def resolve_resume(spec: str, out_dir: str | os.PathLike) -> tuple[str, str] | N
             hit = find_latest(d)
             if hit:
                 return hit
-        raise V2VError(f"--resume {spec}: no complete checkpoint (step_*.safetensors + step_*.state.pt) in it")
+        raise V2VError(
+            f"--resume {spec}: no complete checkpoint (step_*.safetensors + step_*.state.pt) in it"
+        )
     if spec.endswith(".state.pt"):
         w, s = spec[: -len(".state.pt")] + ".safetensors", spec
     elif spec.endswith(".safetensors"):
         w, s = spec, spec[: -len(".safetensors")] + ".state.pt"
     else:
-        raise V2VError(f"--resume {spec}: expected a directory, a .safetensors or a .state.pt checkpoint file")
+        raise V2VError(
+            f"--resume {spec}: expected a directory, a .safetensors or a .state.pt checkpoint file"
+        )
     for p in (w, s):
         if not os.path.isfile(p):
-            raise V2VError(f"--resume {spec}: {p} not found (a checkpoint is a .safetensors + .state.pt pair)")
+            raise V2VError(
+                f"--resume {spec}: {p} not found (a checkpoint is a .safetensors + .state.pt pair)"
+            )
     return w, s
 
 
@@ -285,7 +306,9 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a user-file problem
-        raise V2VError(f"{path} is not a v2v trainer state file: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise V2VError(
+            f"{path} is not a v2v trainer state file: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise V2VError(f"{path} is not a v2v trainer state file (format {got!r}, expected {STATE_FORMAT!r})")

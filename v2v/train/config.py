@@ -16,6 +16,7 @@ An experiment YAML::
 the system's own config classes, so every unknown key anywhere is a V2VError naming the dotted
 key and the closest valid one (``v2v.config``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,8 +67,10 @@ def group_value(value, group: str, what: str):
             return value[group]
         if "default" in value:
             return value["default"]
-        raise V2VError(f"config key 'train.{what}': no value for optimizer group '{group}' and no 'default' "
-                       f"(given: {', '.join(value)})")
+        raise V2VError(
+            f"config key 'train.{what}': no value for optimizer group '{group}' and no 'default' "
+            f"(given: {', '.join(value)})"
+        )
     return value
 
 
@@ -99,7 +102,15 @@ def validate(cfg: TrainConfig) -> None:
         raise V2VError(unknown_key_message("train.amp_dtype", cfg.amp_dtype, ("float16", "bfloat16")))
     if cfg.ema is not None and not 0.0 <= cfg.ema < 1.0:
         raise V2VError(f"config key 'train.ema': expected a decay in [0, 1) or null, got {cfg.ema}")
-    for k in ("log_every", "sample_every", "eval_every", "ckpt_every", "keep_last", "num_workers", "eval_batches"):
+    for k in (
+        "log_every",
+        "sample_every",
+        "eval_every",
+        "ckpt_every",
+        "keep_last",
+        "num_workers",
+        "eval_batches",
+    ):
         if getattr(cfg, k) < 0:
             raise V2VError(f"config key 'train.{k}': expected >= 0, got {getattr(cfg, k)}")
 

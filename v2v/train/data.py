@@ -11,6 +11,7 @@ Each item is fetched with python ``random``, ``numpy.random`` and ``torch`` seed
 (seed, epoch, position in the epoch): a dataset's random augmentation is then reproducible
 per item, identical for any rank count or worker count, and survives resume.
 """
+
 from __future__ import annotations
 
 import random
@@ -31,10 +32,20 @@ def item_seed(seed: int, epoch: int, pos: int) -> int:
 class ResumableBatchSampler(torch.utils.data.Sampler):
     """Infinite sampler of this rank's share of each global batch, as lists of ``(index, item_seed)``."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 epoch: int = 0, batch_index: int = 0):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch: int = 0,
+        batch_index: int = 0,
+    ):
         if batch_size % world_size:
-            raise V2VError(f"train.batch_size {batch_size} is not divisible by the number of processes {world_size}")
+            raise V2VError(
+                f"train.batch_size {batch_size} is not divisible by the number of processes {world_size}"
+            )
         if n < batch_size:
             raise V2VError(f"the training set has {n} items, fewer than train.batch_size {batch_size}")
         self.n, self.batch_size, self.seed = n, batch_size, seed
@@ -90,19 +101,31 @@ class SeededItems(torch.utils.data.Dataset):
             torch.set_rng_state(th)
 
 
-def make_train_loader(dataset, sampler: ResumableBatchSampler, num_workers: int, pin_memory: bool = False,
-                      seed: int = 0):
+def make_train_loader(
+    dataset, sampler: ResumableBatchSampler, num_workers: int, pin_memory: bool = False, seed: int = 0
+):
     """DataLoader over ``sampler``. Its own generator keeps it from drawing on the global torch RNG
     (a DataLoader iterator otherwise consumes one draw when created, which would shift a resumed run)."""
     return torch.utils.data.DataLoader(
-        SeededItems(dataset), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=False, generator=torch.Generator().manual_seed(seed),
+        SeededItems(dataset),
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
 class _FixedOrder(torch.utils.data.Sampler):
     def __init__(self, n, batch_size, seed, rank, world_size, max_batches):
-        self.n, self.bs, self.seed, self.rank, self.ws, self.max = n, batch_size, seed, rank, world_size, max_batches
+        self.n, self.bs, self.seed, self.rank, self.ws, self.max = (
+            n,
+            batch_size,
+            seed,
+            rank,
+            world_size,
+            max_batches,
+        )
 
     def __iter__(self):
         per = max(1, self.bs // self.ws)
@@ -114,10 +137,13 @@ class _FixedOrder(torch.utils.data.Sampler):
                 yield [(i, item_seed(self.seed, 0x7FFFFFFF, i)) for i in idx]
 
 
-def make_eval_loader(dataset, batch_size: int, seed: int, rank: int, world_size: int, max_batches: int,
-                     num_workers: int = 0):
+def make_eval_loader(
+    dataset, batch_size: int, seed: int, rank: int, world_size: int, max_batches: int, num_workers: int = 0
+):
     """The first ``max_batches`` global batches of ``dataset`` in index order (rank-split)."""
     return torch.utils.data.DataLoader(
-        SeededItems(dataset), batch_sampler=_FixedOrder(len(dataset), batch_size, seed, rank, world_size, max_batches),
-        num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
+        SeededItems(dataset),
+        batch_sampler=_FixedOrder(len(dataset), batch_size, seed, rank, world_size, max_batches),
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
     )

@@ -16,6 +16,7 @@ Launch: ``torchrun --nproc_per_node=K -m v2v train --config ...`` (one machine),
 N machines ``torchrun --nnodes=N --node_rank=i --master_addr=HOST --master_port=29500
 --nproc_per_node=K -m v2v train ...``. Backend: nccl on CUDA, gloo on CPU.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -82,7 +83,7 @@ def _flat_reduce(tensors: list[torch.Tensor], world_size: int, op=dist.ReduceOp.
     off = 0
     for t in tensors:
         n = t.numel()
-        t.copy_(flat[off:off + n].view_as(t))
+        t.copy_(flat[off : off + n].view_as(t))
         off += n
 
 

@@ -9,6 +9,7 @@
   images); videos (``B,T,3,H,W``) become one row per sample, frames left to right, plus an
   animated GIF of grid frames when imageio is available.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,15 @@ def _has_moviepy() -> bool:
 class RunLogger:
     """Everything a training run writes besides checkpoints. Inactive (no-ops) when ``active`` is False."""
 
-    def __init__(self, out_dir: str, total_steps: int, start_step: int = 0, active: bool = True,
-                 tensorboard: bool = True, progress: bool = True):
+    def __init__(
+        self,
+        out_dir: str,
+        total_steps: int,
+        start_step: int = 0,
+        active: bool = True,
+        tensorboard: bool = True,
+        progress: bool = True,
+    ):
         self.out_dir, self.active = out_dir, active
         self.tb = None
         self.bar = None
@@ -71,8 +79,14 @@ class RunLogger:
         if progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, smoothing=0.1,
-                            mininterval=0.5)
+            self.bar = tqdm(
+                total=total_steps,
+                initial=start_step,
+                unit="it",
+                dynamic_ncols=True,
+                smoothing=0.1,
+                mininterval=0.5,
+            )
 
     # -- scalars
     def scalars(self, step: int, values: dict[str, float]) -> None:

@@ -20,6 +20,7 @@ is a pure function of (seed, epoch, batch index) (:mod:`v2v.train.data`). On CPU
 ``deterministic: true``, N steps + hard kill + resume for N more steps gives bit-identical
 weights to 2N steps straight.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,7 +69,13 @@ def get_rng_state(device: torch.device | None = None) -> dict:
     npst = np.random.get_state()
     state = {
         "python": [py[0], list(py[1]), py[2]],
-        "numpy": [npst[0], torch.from_numpy(npst[1].astype(np.int64)), int(npst[2]), int(npst[3]), float(npst[4])],
+        "numpy": [
+            npst[0],
+            torch.from_numpy(npst[1].astype(np.int64)),
+            int(npst[2]),
+            int(npst[3]),
+            float(npst[4]),
+        ],
         "torch": torch.get_rng_state(),
         "cuda": [],
     }
@@ -164,9 +171,19 @@ class Trainer:
         progress: show a tqdm bar (rank 0).
     """
 
-    def __init__(self, system: nn.Module, cfg: TrainConfig, out_dir: str, device: torch.device | str,
-                 train_set, test_set=None, experiment=None, system_name: str = "", dist: DistInfo | None = None,
-                 progress: bool = True):
+    def __init__(
+        self,
+        system: nn.Module,
+        cfg: TrainConfig,
+        out_dir: str,
+        device: torch.device | str,
+        train_set,
+        test_set=None,
+        experiment=None,
+        system_name: str = "",
+        dist: DistInfo | None = None,
+        progress: bool = True,
+    ):
         validate(cfg)
         self.cfg = cfg
         self.device = torch.device(device)
@@ -214,7 +231,9 @@ class Trainer:
         if cfg.ema is not None:
             gen = system.generator_module()
             if gen is None:
-                raise V2VError(f"train.ema is set but {type(system).__name__}.generator_module() returns None")
+                raise V2VError(
+                    f"train.ema is set but {type(system).__name__}.generator_module() returns None"
+                )
             self.ema_prefix = _module_prefix(system, gen)
             self.ema = copy.deepcopy(gen).eval().requires_grad_(False)
         broadcast_module(self.system, self.dist)
@@ -296,8 +315,10 @@ class Trainer:
         """Restore weights, EMA, optimizers, scaler, RNG and data position from a checkpoint pair."""
         state = ckpt.load_state(state_path)
         if self.system_name and state.get("system") and state["system"] != self.system_name:
-            raise V2VError(f"{state_path}: checkpoint of system '{state['system']}', this config trains "
-                           f"'{self.system_name}'")
+            raise V2VError(
+                f"{state_path}: checkpoint of system '{state['system']}', this config trains "
+                f"'{self.system_name}'"
+            )
         tensors, _meta = ckpt.read_weights(weights_path)
         sd = {k: v for k, v in tensors.items() if not k.startswith(ckpt.EMA_PREFIX)}
         ckpt.check_state_dict(self.system.state_dict(), sd, weights_path, strict=True)
@@ -305,7 +326,7 @@ class Trainer:
             self.system.load_state_dict(sd, strict=True)
         if self.ema is not None:
             pre = ckpt.EMA_PREFIX + self.ema_prefix
-            esd = {k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)}
+            esd = {k[len(pre) :]: v for k, v in tensors.items() if k.startswith(pre)}
             if esd:
                 ckpt.check_state_dict(self.ema.state_dict(), esd, weights_path + " (EMA)", strict=True)
                 self.ema.load_state_dict(esd)
@@ -315,8 +336,10 @@ class Trainer:
         self._warn_config_changes(state.get("config") or "", state_path)
         opt_states = state.get("optimizers", {})
         if set(opt_states) != set(self.optimizers):
-            raise V2VError(f"{state_path}: optimizer groups {sorted(opt_states)} do not match the system's "
-                           f"{sorted(self.optimizers)}")
+            raise V2VError(
+                f"{state_path}: optimizer groups {sorted(opt_states)} do not match the system's "
+                f"{sorted(self.optimizers)}"
+            )
         for g, o in self.optimizers.items():
             try:
                 o.load_state_dict(opt_states[g])
@@ -329,15 +352,21 @@ class Trainer:
         self.batch_index = int(state["batch_index"])
         self.data_seed = int(state.get("data_seed", self.cfg.seed))
         if int(state.get("batch_size", self.cfg.batch_size)) != self.cfg.batch_size:
-            log.warning("resuming with batch_size %d (checkpoint used %s): data order restarts at the next epoch",
-                        self.cfg.batch_size, state.get("batch_size"))
+            log.warning(
+                "resuming with batch_size %d (checkpoint used %s): data order restarts at the next epoch",
+                self.cfg.batch_size,
+                state.get("batch_size"),
+            )
             self.epoch, self.batch_index = self.epoch + 1, 0
         rngs = state.get("rng") or []
         if len(rngs) == self.dist.world_size:
             set_rng_state(rngs[self.dist.rank])
         else:
-            log.warning("checkpoint has RNG states for %d processes, running %d: reseeding", len(rngs),
-                        self.dist.world_size)
+            log.warning(
+                "checkpoint has RNG states for %d processes, running %d: reseeding",
+                len(rngs),
+                self.dist.world_size,
+            )
             from v2v.utils import seed_everything
 
             seed_everything(self.cfg.seed + 1_000_003 * self.dist.rank + self.step)
@@ -409,7 +438,8 @@ class Trainer:
         if self.test_set is None or not self.dist.is_main or self.cfg.eval_batches == 0:
             return {}
         per_rank = max(1, self.cfg.batch_size // self.dist.world_size)
-        loader = make_eval_loader(self.test_set, per_rank, self.data_seed, 0, 1, self.cfg.eval_batches * self.dist.world_size)
+        n_batches = self.cfg.eval_batches * self.dist.world_size
+        loader = make_eval_loader(self.test_set, per_rank, self.data_seed, 0, 1, n_batches)
         sums: dict[str, float] = {}
         n = 0
         with preserved_rng(self.device), self._ema_weights():
@@ -432,7 +462,9 @@ class Trainer:
         """Train until ``cfg.steps``; returns the last logged values."""
         cfg = self.cfg
         exit_after = int(os.environ.get(EXIT_HOOK_ENV, "0") or 0)
-        logger = RunLogger(self.out_dir, cfg.steps, self.step, active=self.dist.is_main, progress=self.progress)
+        logger = RunLogger(
+            self.out_dir, cfg.steps, self.step, active=self.dist.is_main, progress=self.progress
+        )
         for note in (self._amp_note, self._resume_note):
             if note:
                 logger.info(note)
@@ -440,10 +472,22 @@ class Trainer:
             logger.info(f"already at step {self.step} >= train.steps {cfg.steps}; nothing to do")
             logger.close()
             return {}
-        sampler = ResumableBatchSampler(len(self.train_set), cfg.batch_size, self.data_seed, self.dist.rank,
-                                        self.dist.world_size, self.epoch, self.batch_index)
-        loader = make_train_loader(self.train_set, sampler, cfg.num_workers, pin_memory=self.device.type == "cuda",
-                                   seed=self.data_seed)
+        sampler = ResumableBatchSampler(
+            len(self.train_set),
+            cfg.batch_size,
+            self.data_seed,
+            self.dist.rank,
+            self.dist.world_size,
+            self.epoch,
+            self.batch_index,
+        )
+        loader = make_train_loader(
+            self.train_set,
+            sampler,
+            cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            seed=self.data_seed,
+        )
         data = iter(loader)
         acc: dict[str, torch.Tensor] = {}
         count = 0
@@ -462,15 +506,19 @@ class Trainer:
                 if not isinstance(out, dict):
                     raise V2VError(f"{type(self.system).__name__}.train_step must return a dict of losses")
                 if not any(g in out for g in self.groups):
-                    raise V2VError(f"{type(self.system).__name__}.train_step returned none of the optimizer "
-                                   f"groups {list(self.groups)} (keys: {list(out)})")
+                    raise V2VError(
+                        f"{type(self.system).__name__}.train_step returned none of the optimizer "
+                        f"groups {list(self.groups)} (keys: {list(out)})"
+                    )
                 stepped = [g for g in self.groups if g in out]
                 for i, g in enumerate(stepped):
                     params, opt = self.groups[g], self.optimizers[g]
                     opt.zero_grad(set_to_none=True)
                     loss = out[g]
                     if loss.requires_grad:
-                        self.scaler.scale(loss.float()).backward(inputs=params, retain_graph=i < len(stepped) - 1)
+                        self.scaler.scale(loss.float()).backward(
+                            inputs=params, retain_graph=i < len(stepped) - 1
+                        )
                     average_gradients(params, self.dist)
                     clip = group_value(cfg.grad_clip, g, "grad_clip") if cfg.grad_clip is not None else None
                     if clip:
@@ -523,8 +571,12 @@ class Trainer:
                         os._exit(17)  # test hook: a hard exit, as if killed right after the checkpoint
                     if stop:
                         if self.dist.is_main:
-                            log.warning("stopped by %s at step %d; checkpoint %s; continue with --resume",
-                                        self._stop_signal, self.step, paths[0] if paths else "?")
+                            log.warning(
+                                "stopped by %s at step %d; checkpoint %s; continue with --resume",
+                                self._stop_signal,
+                                self.step,
+                                paths[0] if paths else "?",
+                            )
                         break
                 self.system.train()
         finally:
@@ -534,9 +586,11 @@ class Trainer:
         dt = time.perf_counter() - t_start
         if self.dist.is_main and self.step > s_start:
             latest = ckpt.find_latest(self.ckpt_dir)
-            self.summary = (f"trained steps {s_start + 1}-{self.step} in {dt:.1f} s "
-                            f"({(self.step - s_start) / max(dt, 1e-9):.2f} it/s); "
-                            f"latest checkpoint: {latest[0] if latest else 'none'}")
+            self.summary = (
+                f"trained steps {s_start + 1}-{self.step} in {dt:.1f} s "
+                f"({(self.step - s_start) / max(dt, 1e-9):.2f} it/s); "
+                f"latest checkpoint: {latest[0] if latest else 'none'}"
+            )
         return last
 
     def _install_signal_handlers(self):
@@ -584,8 +638,15 @@ def _try_build(system_cls, data_cfg, split: str, model_cfg):
         return None
 
 
-def run_experiment(system_cls, cfg, out_dir: str | None = None, device="auto", resume: str | None = None,
-                   system_name: str | None = None, progress: bool = True) -> Trainer:
+def run_experiment(
+    system_cls,
+    cfg,
+    out_dir: str | None = None,
+    device="auto",
+    resume: str | None = None,
+    system_name: str | None = None,
+    progress: bool = True,
+) -> Trainer:
     """Build everything from an experiment config and train. Works single-process and under torchrun.
 
     ``cfg`` is an instance of :func:`v2v.train.config.make_experiment_config` ``(system_cls)``;
@@ -601,11 +662,17 @@ def run_experiment(system_cls, cfg, out_dir: str | None = None, device="auto", r
     if resume is None:
         existing = ckpt.list_checkpoints(os.path.join(out_dir, "checkpoints"))
         if existing:
-            raise V2VError(f"{out_dir} already holds checkpoints up to step {existing[-1]}: continue it with "
-                           f"--resume, or train into another --out (or delete the folder)")
+            raise V2VError(
+                f"{out_dir} already holds checkpoints up to step {existing[-1]}: continue it with "
+                f"--resume, or train into another --out (or delete the folder)"
+            )
     info, device = init_distributed(resolve_device(device))
-    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    flags = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     try:
         setup_determinism(tc.deterministic)
         seed_everything(tc.seed)  # identical initial weights on every rank
@@ -613,8 +680,18 @@ def run_experiment(system_cls, cfg, out_dir: str | None = None, device="auto", r
         train_set = system_cls.build_dataset(cfg.data, "train", cfg.model)
         test_set = _try_build(system_cls, cfg.data, "test", cfg.model)
         seed_everything(tc.seed + 1_000_003 * info.rank)  # per-rank noise streams
-        trainer = Trainer(system, tc, out_dir, device, train_set, test_set, experiment=cfg,
-                          system_name=system_name or cfg.system, dist=info, progress=progress)
+        trainer = Trainer(
+            system,
+            tc,
+            out_dir,
+            device,
+            train_set,
+            test_set,
+            experiment=cfg,
+            system_name=system_name or cfg.system,
+            dist=info,
+            progress=progress,
+        )
         if resume is not None:
             paths = ckpt.resolve_resume(resume, out_dir)
             if paths is None:
