@@ -364,19 +364,19 @@ class DanceGenerator(nn.Module):
 
 class DancePairDataset(torch.utils.data.Dataset):
     """Consecutive frame pairs from puppets-style folders ``{root}/{split}/<video>/``:
-    ``openpose/*_keypoints.json`` (OpenPose JSON) and ``frames/*.png``.
+    ``openpose/*_keypoints.json`` (OpenPose JSON or EDN ``*_pose.yml``) and ``frames/*.png|jpg``.
 
     Poses are rendered to label images as EDN does (:func:`v2v.data.pose_render.render_label`,
-    with a canvas of the frame's aspect ratio so labels align with frames) once, at construction.
-    Items: ``label0, label1, image0, image1`` (``3,H,W`` float in [0,1]), ``face_box`` (``4``
-    long, from frame t, used for both frames as the official training does), ``video`` index.
+    with a canvas of the frame's aspect ratio so labels align with frames, or the official
+    letterboxed 1080x1920 canvas when ``canvas_height`` is None) when an item is first read; small
+    datasets keep the rendered uint8 frames in memory (``cache_mb``). Items: ``label0, label1,
+    image0, image1`` (``3,H,W`` float in [0,1]), ``face_box`` (``4`` long, from frame t, used for
+    both frames as the official training does), ``video`` index.
     """
 
-    def __init__(self, cfg: DanceDataConfig, split: str = "train", need_face_box: bool = True):
-        import cv2
-
-        from v2v.data.pose import list_pose_files, read_pose
-        from v2v.data.pose_render import canvas_shape_for, render_label
+    def __init__(self, cfg: DanceDataConfig, split: str = "train", need_face_box: bool = True,
+                 cache_mb: float = 512.0):
+        from v2v.data.pose import list_pose_files
 
         base = os.path.join(cfg.root, split)
         if not os.path.isdir(base):
@@ -386,48 +386,76 @@ class DancePairDataset(torch.utils.data.Dataset):
             videos = videos[: cfg.max_videos]
         if not videos:
             raise V2VError(f"dance data: no '<video>/frames' folders under {base}")
+        self.cfg, self.need_face_box = cfg, need_face_box
         self.items, self.videos = [], []
         for vi, v in enumerate(videos):
             vdir = os.path.join(base, v)
-            frame_files = sorted(f for f in os.listdir(os.path.join(vdir, "frames")) if f.lower().endswith((".png", ".jpg")))
+            frame_files = sorted((f for f in os.listdir(os.path.join(vdir, "frames"))
+                                  if f.lower().endswith((".png", ".jpg", ".jpeg"))), key=_natural)
             pose_files = list_pose_files(os.path.join(vdir, "openpose"))
             if len(frame_files) != len(pose_files):
                 raise V2VError(f"{vdir}: {len(frame_files)} frames but {len(pose_files)} pose files")
             n = len(frame_files) if not cfg.max_frames else min(cfg.max_frames, len(frame_files))
-            labels, images, boxes = [], [], []
-            for t in range(n):
-                img = cv2.imread(os.path.join(vdir, "frames", frame_files[t]), cv2.IMREAD_COLOR)
-                if img is None:
-                    raise V2VError(f"cannot read frame {os.path.join(vdir, 'frames', frame_files[t])}")
-                img = img[:, :, ::-1]
-                fh, fw = img.shape[:2]
-                out_hw = tuple(cfg.size) if cfg.size else (fh, fw)
-                if img.shape[:2] != out_hw:
-                    img = cv2.resize(img, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA)
-                pose = read_pose(pose_files[t])
-                if pose is None:
-                    raise V2VError(f"{pose_files[t]}: no person in this frame")
-                lab, box = render_label(pose, (fh, fw), out_hw, canvas_shape_for((fh, fw), cfg.canvas_height),
-                                        cfg.num_face_keypoints, cfg.map_25_to_23, with_box=True,
-                                        box_hw=tuple(cfg.face_box) if cfg.face_box else None,
-                                        strict_box=need_face_box)
-                labels.append(torch.from_numpy(np.array(lab)).permute(2, 0, 1).float() / 255.0)
-                images.append(torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0)
-                boxes.append(torch.tensor(box, dtype=torch.long))
-            self.videos.append((labels, images, boxes))
+            self.videos.append([(os.path.join(vdir, "frames", frame_files[t]), pose_files[t]) for t in range(n)])
             for t in range(n - cfg.stride):
                 self.items.append((vi, t, t + cfg.stride))
         if not self.items:
             raise V2VError(f"dance data: no frame pairs under {base} (need >= {cfg.stride + 1} frames per video)")
+        n_frames = sum(len(v) for v in self.videos)
+        h, w = cfg.size if cfg.size else (512, 1024)
+        self._cache = {} if n_frames * h * w * 6 / 2**20 <= cache_mb else None
+
+    def frame(self, vi: int, t: int):
+        """``(label uint8 H,W,3, image uint8 H,W,3, face box)`` of frame t of video vi."""
+        key = (vi, t)
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        import cv2
+
+        from v2v.data.pose import read_pose
+        from v2v.data.pose_render import canvas_shape_for, render_label
+
+        cfg = self.cfg
+        fpath, ppath = self.videos[vi][t]
+        img = cv2.imread(fpath, cv2.IMREAD_COLOR)
+        if img is None:
+            raise V2VError(f"cannot read frame {fpath}")
+        img = np.ascontiguousarray(img[:, :, ::-1])
+        fh, fw = img.shape[:2]
+        out_hw = tuple(cfg.size) if cfg.size else (fh, fw)
+        if img.shape[:2] != out_hw:
+            img = cv2.resize(img, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA)
+        pose = read_pose(ppath)
+        if pose is None:
+            raise V2VError(f"{ppath}: no person in this frame")
+        lab, box = render_label(pose, (fh, fw), out_hw, canvas_shape_for((fh, fw), cfg.canvas_height),
+                                cfg.num_face_keypoints, cfg.map_25_to_23, with_box=True,
+                                box_hw=tuple(cfg.face_box) if cfg.face_box else None,
+                                strict_box=self.need_face_box)
+        out = (np.array(lab), img, box)
+        if self._cache is not None:
+            self._cache[key] = out
+        return out
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
         vi, a, b = self.items[i]
-        labels, images, boxes = self.videos[vi]
-        return {"label0": labels[a], "label1": labels[b], "image0": images[a], "image1": images[b],
-                "face_box": boxes[a], "video": torch.tensor(vi)}
+        la, ia, box = self.frame(vi, a)
+        lb, ib, _ = self.frame(vi, b)
+
+        def t(x):
+            return torch.from_numpy(np.array(x)).permute(2, 0, 1).float() / 255.0
+
+        return {"label0": t(la), "label1": t(lb), "image0": t(ia), "image1": t(ib),
+                "face_box": torch.tensor(box, dtype=torch.long), "video": torch.tensor(vi)}
+
+
+def _natural(name: str):
+    import re
+
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
 
 # ---------------------------------------------------------------------------------- system
