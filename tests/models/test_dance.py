@@ -173,3 +173,24 @@ def test_dance_end_to_end_on_another_identity(trained, puppets, run_cli, tmp_pat
     assert frames.shape == (n_src, 64, 64, 3) and meta["fps"] == 15.0
     assert len(list((tmp_path / "labels").glob("*.png"))) == n_src
     assert frames.std() > 1.0  # not a blank video
+
+
+def test_edn_layout_dataset_and_missing_face_box(shared, tmp_path):
+    import shutil
+
+    from v2v.models.dance import DanceDataConfig, EDNFolderDataset
+
+    root = shared / "data" / "edn_sample" / "train"
+    cfg = DanceDataConfig(root=str(root), size=[256, 512])
+    ds = DanceSystem.build_dataset(cfg, "train", _cfg())
+    assert isinstance(ds, EDNFolderDataset) and len(ds) == 2
+    item = ds[0]
+    assert item["label0"].shape == (3, 256, 512) and item["image1"].shape == (3, 256, 512)
+    assert item["face_box"].tolist() == [11 // 2, 139 // 2, 504 // 2, 632 // 2]  # 11 139 504 632 at 512x1024
+    assert float(item["label0"].min()) < 0.5 and float(item["label0"].max()) == 1.0  # white background
+    copy = tmp_path / "edn"
+    shutil.copytree(root, copy)
+    (copy / "train_facetexts128" / "frame020005.txt").unlink()
+    ds2 = EDNFolderDataset(DanceDataConfig(root=str(copy)), "train")
+    with pytest.raises(V2VError, match="missing face box: .*frame020005.txt"):
+        ds2[0]

@@ -46,6 +46,7 @@ __all__ = [
     "DanceModelConfig",
     "DancePairDataset",
     "DanceSystem",
+    "EDNFolderDataset",
     "GlobalGenerator",
     "LocalEnhancer",
     "UnetGenerator",
@@ -452,6 +453,73 @@ class DancePairDataset(torch.utils.data.Dataset):
                 "face_box": torch.tensor(box, dtype=torch.long), "video": torch.tensor(vi)}
 
 
+class EDNFolderDataset(torch.utils.data.Dataset):
+    """Pairs from the official EDN data-prep layout (``graph_train.py`` output), ``dataroot`` =
+    ``cfg.root``: ``{split}_label/*.png`` (rendered labels), ``{split}_img/*.png`` (frames) and
+    ``{split}_facetexts128/*.txt`` (``miny maxy minx maxx``). Labels are resized with NEAREST and
+    images with BICUBIC to ``cfg.size`` (face boxes scaled alike), as the official loader does.
+    Items as :class:`DancePairDataset`. A frame without its face-box file is a V2VError when
+    ``need_face_box``."""
+
+    def __init__(self, cfg: DanceDataConfig, split: str = "train", need_face_box: bool = True):
+        self.cfg, self.need_face_box = cfg, need_face_box
+        self.ldir = os.path.join(cfg.root, f"{split}_label")
+        self.idir = os.path.join(cfg.root, f"{split}_img")
+        self.bdir = os.path.join(cfg.root, f"{split}_facetexts128")
+        names = sorted((f for f in os.listdir(self.ldir) if f.lower().endswith(".png")), key=_natural)
+        if cfg.max_frames:
+            names = names[: cfg.max_frames]
+        self.names = names
+        self.items = [(t, t + cfg.stride) for t in range(len(names) - cfg.stride)]
+        if not self.items:
+            raise V2VError(f"{self.ldir}: need at least {cfg.stride + 1} label images")
+
+    def __len__(self):
+        return len(self.items)
+
+    def _frame(self, t):
+        import cv2
+
+        name = self.names[t]
+        stem = os.path.splitext(name)[0]
+        lab = cv2.imread(os.path.join(self.ldir, name), cv2.IMREAD_COLOR)
+        img = None
+        for ext in (".png", ".jpg"):
+            if os.path.isfile(os.path.join(self.idir, stem + ext)):
+                img = cv2.imread(os.path.join(self.idir, stem + ext), cv2.IMREAD_COLOR)
+        if lab is None or img is None:
+            raise V2VError(f"{self.cfg.root}: cannot read label/image pair '{stem}' ({self.ldir}, {self.idir})")
+        h, w = lab.shape[:2]
+        oh, ow = tuple(self.cfg.size) if self.cfg.size else (h, w)
+        if (h, w) != (oh, ow):
+            lab = cv2.resize(lab, (ow, oh), interpolation=cv2.INTER_NEAREST)
+        if img.shape[:2] != (oh, ow):
+            img = cv2.resize(img, (ow, oh), interpolation=cv2.INTER_CUBIC)
+        box = [0, 0, 0, 0]
+        bpath = os.path.join(self.bdir, stem + ".txt")
+        if os.path.isfile(bpath):
+            with open(bpath, encoding="utf-8") as f:
+                vals = f.read().split()
+            if len(vals) != 4:
+                raise V2VError(f"{bpath}: expected 4 integers 'miny maxy minx maxx', got {' '.join(vals)!r}")
+            miny, maxy, minx, maxx = (int(float(v)) for v in vals)
+            box = [miny * oh // h, maxy * oh // h, minx * ow // w, maxx * ow // w]
+        elif self.need_face_box:
+            raise V2VError(f"missing face box: {bpath} not found (the face generator/discriminator needs "
+                           f"one 'miny maxy minx maxx' file per frame; run `v2v pose render --facetexts`)")
+
+        def t_(x):
+            return torch.from_numpy(np.ascontiguousarray(x[:, :, ::-1])).permute(2, 0, 1).float() / 255.0
+
+        return t_(lab), t_(img), torch.tensor(box, dtype=torch.long)
+
+    def __getitem__(self, i):
+        a, b = self.items[i]
+        la, ia, box = self._frame(a)
+        lb, ib, _ = self._frame(b)
+        return {"label0": la, "label1": lb, "image0": ia, "image1": ib, "face_box": box, "video": torch.tensor(0)}
+
+
 def _natural(name: str):
     import re
 
@@ -492,9 +560,11 @@ class DanceSystem(System):
     @classmethod
     def build_dataset(cls, data_cfg: DanceDataConfig, split: str, model_cfg: DanceModelConfig | None = None):
         base = os.path.join(data_cfg.root, split)
+        need_box = model_cfg is None or model_cfg.face_generator or model_cfg.face_discrim
+        if os.path.isdir(os.path.join(data_cfg.root, f"{split}_label")):
+            return EDNFolderDataset(data_cfg, split, need_face_box=need_box)
         if split != "train" and not os.path.isdir(base):
             return None
-        need_box = model_cfg is None or model_cfg.face_generator or model_cfg.face_discrim
         return DancePairDataset(data_cfg, split, need_face_box=need_box)
 
     def optim_groups(self):
