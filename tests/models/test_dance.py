@@ -88,8 +88,6 @@ def test_train_step_losses_are_finite_and_official_terms():
         0.5 * (float(out["loss/D_realface"]) + float(out["loss/D_fakeface"]))
     assert abs(float(out["D"].detach()) - d) < 1e-5
     with pytest.raises(V2VError, match="vgg19-dcbb9e9d.pth"):
-        import os
-        os.environ.pop("V2V_WEIGHTS", None)
         DanceSystem(_cfg(vgg=True, vgg_weights="/nonexistent/vgg19-dcbb9e9d.pth"))
 
 
