@@ -243,3 +243,32 @@ def test_ddp_two_processes_match_single(tmp_path, single_run):
     assert [r["G"] for r in rb] == pytest.approx([r["G"] for r in ra], rel=1e-4)
     # only rank 0 wrote: one events file, one set of samples
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+@pytest.mark.slow
+def test_ddp_exact_resume_after_hard_exit(tmp_path):
+    """2 gloo ranks with dropout (per-rank RNG streams): 8 straight == 4 + hard exit + resume 4."""
+    args = ["train", "--config", str(CONFIG), "--no-progress", "--device", "cpu", "--steps", "8",
+            "model.dropout=0.3", "train.ckpt_every=4", "train.keep_last=0", "train.log_every=2",
+            "train.sample_every=0", "train.eval_every=0"]  # fmt: skip
+
+    def torchrun(out, extra=(), exit_after=None):
+        env = _env()
+        env["OMP_NUM_THREADS"] = "1"
+        if exit_after:
+            env["V2V_TRAIN_EXIT_AFTER_STEP"] = str(exit_after)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={_free_port()}", "--monitor-interval=0.2", "-m", "v2v", *args, "--out", str(out),
+               *extra]  # fmt: skip
+        return subprocess.run(
+            cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    assert torchrun(tmp_path / "a").returncode == 0
+    assert torchrun(tmp_path / "b", exit_after=4).returncode != 0  # both ranks os._exit(17)
+    r = torchrun(tmp_path / "b", ["--resume"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = load_file(tmp_path / "a" / "checkpoints" / "step_00000008.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step_00000008.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
