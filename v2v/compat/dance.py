@@ -338,7 +338,9 @@ def convert(folder: str, opt_path: str | None = None, out_dir: str | None = None
     paths = {"weights": os.path.join(out_dir, "dance.safetensors"), "config": os.path.join(out_dir, "model.yaml")}
     sd = {k: v for k, v in system.state_dict().items() if not k.startswith("vgg.")}
     save_weights(sd, paths["weights"], metadata=meta)
-    save_yaml({"system": "dance", "model": to_dict(system.cfg)}, paths["config"])
+    # official data geometry: 1080x1920 canvas, 512x1024 labels, 128x128 face box, BODY_23 rendering
+    data = {"size": [512, 1024], "canvas_height": None, "map_25_to_23": True, "face_box": [128, 128]}
+    save_yaml({"system": "dance", "model": to_dict(system.cfg), "data": data}, paths["config"])
     return paths
 
 
