@@ -337,8 +337,9 @@ class Vid2VidStream:
             (zero previous frames, hallucinated image only: official ``--no_first_img``).
         norm_stats: ``"batch"`` (official test.py: BN statistics of each frame) or ``"running"``.
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
-        channels_last: run the convolutions in NHWC memory layout (about 1.25x faster on CPU with
-            oneDNN; outputs equal up to float rounding). Converts ``generator`` in place.
+        channels_last: run the convolutions in NHWC memory layout (0.8x-1.2x on a CPU depending on
+            size; outputs equal only up to float rounding, which per-frame BatchNorm statistics can
+            amplify along a sequence). Converts ``generator`` in place.
 
     ``step(labels, instances) -> B,3,H,W`` in [0,1]: one output frame per label map
     (``labels``: ``B,H,W`` integer ids; ``instances``: ``B,H,W`` or None).
