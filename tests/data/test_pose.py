@@ -253,3 +253,16 @@ def test_cli_errors_are_one_line(tmp_path, run_cli):
     (tgt / "frame000001_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": [1.0] * 60}]}))
     rc, _out, err = run_cli("pose", "render", tgt, "--out", tmp_path / "r")
     assert rc == 2 and "frame000001_keypoints.json" in err and "60 values" in err and len(err.strip().splitlines()) == 1
+
+
+def test_target_stats_json_round_trip(shared, run_cli, tmp_path):
+    from v2v.commands.dance import _load_target
+
+    src = shared / "data" / "pose" / "poses-openpose" / "001_001"
+    rc, _out, err = run_cli("pose", "normalize", "--source", src, "--target", src, "--out", tmp_path / "n",
+                            "--source-size", "1080x1920", "--target-size", "1080x1920")
+    assert rc == 0, err
+    st_json, hw_json, fmt = _load_target(str(tmp_path / "n" / "norm_params.json"), None, True)
+    st_dir, hw_dir, _ = _load_target(str(src), (1080, 1920), True)
+    assert fmt == "BODY_23" and tuple(hw_json) == hw_dir == (1080, 1920)
+    assert st_json.maxtoe == st_dir.maxtoe and st_json.tiptoe_to_height == st_dir.tiptoe_to_height
