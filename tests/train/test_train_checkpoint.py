@@ -243,3 +243,42 @@ def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path, run_cli):
     ckpt.save_state({"step": 50}, s)
     rc, _, err = run_cli("train", "--config", CONFIG, "--out", tmp_path, "--steps", "1")
     assert rc == 2 and "holds checkpoints up to step 50" in err and "--resume" in err
+
+
+class _GOnlyOnOdd(ToySystem):
+    """Toy variant whose D is updated on even steps only (the "D" key is absent on odd steps)."""
+
+    def train_step(self, batch, step):
+        out = super().train_step(batch, step)
+        if step % 2:
+            out.pop("D")
+        return out
+
+
+def test_trainer_protocol_groups_clip_and_lr(tmp_path):
+    from v2v.train.config import TrainConfig
+    from v2v.train.trainer import Trainer
+
+    torch.manual_seed(0)
+    system = _GOnlyOnOdd(ToyModelConfig())
+    ds = ToySystem.build_dataset(ToyDataConfig(num_train=8), "train")
+    cfg = TrainConfig(steps=1, batch_size=4, lr={"G": 1e-3, "D": 5e-4}, grad_clip={"G": 1e-6, "default": None},
+                      log_every=1, sample_every=0, eval_every=0, ckpt_every=0)  # fmt: skip
+    tr = Trainer(system, cfg, tmp_path, "cpu", ds, progress=False)
+    d0 = {k: v.clone() for k, v in system.discriminator.state_dict().items()}
+    g0 = {k: v.clone() for k, v in system.generator.state_dict().items()}
+    tr.fit()  # step 0: G and D stepped
+    d1 = {k: v.clone() for k, v in system.discriminator.state_dict().items()}
+    g1 = {k: v.clone() for k, v in system.generator.state_dict().items()}
+    # Adam's first step moves a weight by lr * g / (|g| + 1e-8): ~lr for D (unclipped, lr 5e-4);
+    # G's grads are clipped to norm 1e-6, so eps is no longer negligible and the step is < lr
+    dg = max((g1[k] - g0[k]).abs().max().item() for k in g0)
+    dd = max((d1[k] - d0[k]).abs().max().item() for k in d0)
+    assert dd == pytest.approx(5e-4, rel=1e-4)
+    assert 0.5e-3 < dg < 0.99e-3
+    tr.cfg.steps = 2
+    tr.fit()  # step 1: only G; the G loss backprops through D but must not change D
+    for k, v in system.discriminator.state_dict().items():
+        assert torch.equal(v, d1[k]), k
+    assert max((system.generator.state_dict()[k] - g1[k]).abs().max().item() for k in g1) > 1e-5
+    assert tr.step == 2 and tr.optimizers["D"].state_dict()["state"][0]["step"] == 1
