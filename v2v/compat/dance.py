@@ -449,7 +449,7 @@ def _parity_cases(system: DanceSystem, c, rows: list) -> None:
                 Df.eval()
                 _cmp(rows, f"Dface_{tag}_0_eval", Df(x), c[f"Dface_{tag}_0_eval"], S, "step")
                 Df.train()
-            if cfg.face_generator:
+            if box is not None:
                 _cmp(rows, "Dface_in_fake_0", torch.cat([label0[:, :, box[0, 0]:box[0, 1], box[0, 2]:box[0, 3]],
                                                          s0["image"][:, :, box[0, 0]:box[0, 1], box[0, 2]:box[0, 3]]], 1),
                      c["Dface_in_fake_0"], S, "step")
