@@ -18,7 +18,10 @@ A system is an ``nn.Module`` holding all its networks (generator(s), discriminat
   optimizer group under the same key ("G", "D"), plus any scalar tensors to log under other
   names (e.g. "G/perceptual"). The trainer backprops the "G" loss into the G parameters only
   (``backward(inputs=...)``), steps G, then backprops "D" into the D parameters. So a system
-  computes the D loss on detached fakes and G adversarial terms through D, in one call.
+  computes the D loss on detached fakes and G adversarial terms through D, in one call. The
+  graph is retained between the group backwards, so both losses may share tensors that do not
+  depend on G's parameters (e.g. D features of the real images). A group whose key is absent
+  from the returned dict is not stepped that step (e.g. a D updated every other step).
 - ``sample(batch) -> dict[str, Tensor]``: images ``B,3,H,W`` or videos ``B,T,3,H,W`` in [0,1] for
   sample grids / TensorBoard (called under no_grad, eval mode).
 - ``evaluate(batch) -> dict[str, float]``: held-out metrics (no_grad, eval mode).
