@@ -44,7 +44,7 @@ class TrainConfig:
     lr_milestones: list[int] = field(default_factory=list)  # step schedule: multiply by lr_gamma at each
     lr_gamma: float = 0.1
     lr_decay_start: int | None = None  # linear schedule: constant until here, then linearly to 0 at `steps`
-    grad_clip: float | dict[str, float] | None = None  # max grad norm, one value or per group
+    grad_clip: float | dict[str, float] | None = None  # max grad norm: one value, or per group (absent = no clip)
     ema: float | None = None  # EMA decay of system.generator_module() (e.g. 0.999), null = off
     ema_start: int = 0  # EMA copies the weights until this step, then averages
     amp: bool = False  # mixed precision autocast on CUDA (ignored on CPU, with a log line)

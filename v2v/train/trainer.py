@@ -400,6 +400,13 @@ class Trainer:
             self._resume_note = msg
 
     # ------------------------------------------------------------- helpers
+    def _clip_value(self, group: str) -> float | None:
+        """Max grad norm for ``group``: a number for all groups, or per group (missing = no clip)."""
+        c = self.cfg.grad_clip
+        if isinstance(c, dict):
+            c = c.get(group, c.get("default"))
+        return float(c) if c else None
+
     def _set_lrs(self) -> dict[str, float]:
         f = lr_factor(self.cfg, self.step)
         out = {}
@@ -520,7 +527,7 @@ class Trainer:
                             inputs=params, retain_graph=i < len(stepped) - 1
                         )
                     average_gradients(params, self.dist)
-                    clip = group_value(cfg.grad_clip, g, "grad_clip") if cfg.grad_clip is not None else None
+                    clip = self._clip_value(g)
                     if clip:
                         self.scaler.unscale_(opt)
                         torch.nn.utils.clip_grad_norm_(params, float(clip))
