@@ -282,3 +282,18 @@ def test_trainer_protocol_groups_clip_and_lr(tmp_path):
         assert torch.equal(v, d1[k]), k
     assert max((system.generator.state_dict()[k] - g1[k]).abs().max().item() for k in g1) > 1e-5
     assert tr.step == 2 and tr.optimizers["D"].state_dict()["state"][0]["step"] == 1
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_every_repo_config_parses(path):
+    """Every experiment YAML in configs/ maps onto its system's typed config (no unknown keys)."""
+    import yaml
+
+    from v2v.train.config import load_experiment
+
+    if "system" not in (yaml.safe_load(path.read_text()) or {}):
+        pytest.skip("not an experiment config")
+    _, cfg = load_experiment(path)
+    assert cfg.train.steps >= 1 and cfg.train.batch_size >= 1
