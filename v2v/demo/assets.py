@@ -22,8 +22,15 @@ from pathlib import Path
 
 from v2v.errors import V2VError
 
-__all__ = ["ASSET_DIR", "MODELS", "INFERENCE_PARTS", "asset_files", "load_demo_model", "latest_checkpoint",
-           "export_checkpoint"]
+__all__ = [
+    "ASSET_DIR",
+    "INFERENCE_PARTS",
+    "MODELS",
+    "asset_files",
+    "export_checkpoint",
+    "latest_checkpoint",
+    "load_demo_model",
+]
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 

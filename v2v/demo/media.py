@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["side_by_side", "write_mp4_gif", "label_palette_video"]
+__all__ = ["label_palette_video", "side_by_side", "write_mp4_gif"]
 
 
 def _panel_uint8(panel: torch.Tensor, T: int) -> np.ndarray:

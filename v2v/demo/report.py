@@ -31,6 +31,7 @@ class Section:
     lower_is_better: tuple = ("warp_error", "l1", "lpips")
     notes: list = field(default_factory=list)
     plots: list = field(default_factory=list)  # raw SVG strings
+    results_first: bool = False  # table, notes and plots before the videos (long video lists)
 
 
 def svg_line_plot(series: dict[str, list[tuple[float, float]]], title: str, width: int = 520,
@@ -58,11 +59,11 @@ def svg_line_plot(series: dict[str, list[tuple[float, float]]], title: str, widt
     def sy(y):
         return mt + (1 - (fy(y) - y0) / (y1 - y0)) * ph
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">'),
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13" font-family="sans-serif">'
-           f'{html.escape(title)}</text>',
+           (f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13" font-family="sans-serif">'
+           f'{html.escape(title)}</text>'),
            f'<line x1="{ml}" y1="{mt + ph}" x2="{ml + pw}" y2="{mt + ph}" stroke="#333"/>',
            f'<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{mt + ph}" stroke="#333"/>']
     for i in range(5):
@@ -103,7 +104,7 @@ def _fmt(v) -> str:
 def _table(rows: list[dict], lower_is_better) -> str:
     if not rows:
         return ""
-    cols = [c for c in rows[0].keys() if c != "method"]
+    cols = [c for c in rows[0] if c != "method"]
     best = {}
     for c in cols:
         vals = [r[c] for r in rows if isinstance(r.get(c), (int, float)) and math.isfinite(r[c])]
@@ -134,15 +135,24 @@ figure{margin:0} figcaption{font-size:.9em;color:#444} video,img.gif{image-rende
 """
 
 
+def _results(parts: list, s: Section) -> None:
+    parts.append(_table(s.table, s.lower_is_better))
+    for n in s.notes:
+        parts.append(f"<p class='note'>{html.escape(n)}</p>")
+    parts.extend(s.plots)
+
+
 def write_report(path: str, title: str, subtitle: str, sections: list[Section], footer: str = "") -> str:
     """Write the HTML report atomically; returns ``path``."""
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body>",
+    parts = [(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body>"),
              f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>"]
     for s in sections:
         parts.append(f"<section><h2>{html.escape(s.title)}</h2>")
         if s.description:
             parts.append(f"<p>{html.escape(s.description)}</p>")
+        if s.results_first:
+            _results(parts, s)
         if s.videos:
             parts.append("<div class='videos'>")
             for cap, mp4, gif in s.videos:
@@ -155,11 +165,8 @@ def write_report(path: str, title: str, subtitle: str, sections: list[Section], 
                 links = " · ".join(f"<a href='{html.escape(p)}'>{os.path.splitext(p)[1][1:]}</a>" for p in (mp4, gif) if p)
                 parts.append(f"<figcaption>{html.escape(cap)} ({links})</figcaption></figure>")
             parts.append("</div>")
-        parts.append(_table(s.table, s.lower_is_better))
-        for svg in s.plots:
-            parts.append(svg)
-        for n in s.notes:
-            parts.append(f"<p class='note'>{html.escape(n)}</p>")
+        if not s.results_first:
+            _results(parts, s)
         parts.append("</section>")
     if footer:
         parts.append(f"<section><p class='note'>{html.escape(footer)}</p></section>")

@@ -25,8 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["read_puppet_video", "read_toycity_video", "class_mean_colors", "video_metrics",
-           "run_fomm_task", "run_vid2vid_task"]
+__all__ = [
+    "class_mean_colors",
+    "read_puppet_video",
+    "read_toycity_video",
+    "run_fomm_task",
+    "run_vid2vid_task",
+    "video_metrics",
+]
 
 
 # ----------------------------------------------------------------------------- readers
