@@ -475,8 +475,9 @@ class Vid2VidSystem(System):
                 raise V2VError("model.use_instance is true but data.use_instance is false: the model needs "
                                "instance maps")
         name = data_cfg.train_split if split == "train" else data_cfg.test_split
-        if split != "train" and not os.path.isdir(os.path.join(data_cfg.root, f"{name}_A")):
-            return None
+        if split != "train" and not (os.path.isdir(os.path.join(data_cfg.root, f"{name}_A"))
+                                     and os.path.isdir(os.path.join(data_cfg.root, f"{name}_B"))):
+            return None  # no held-out split with ground-truth frames: nothing to evaluate
         return LabelSequenceDataset(data_cfg.root, split=name, n_frames=data_cfg.n_frames,
                                     label_nc=data_cfg.label_nc, use_instance=data_cfg.use_instance,
                                     size=tuple(data_cfg.size), max_frames=data_cfg.max_frames or None,
