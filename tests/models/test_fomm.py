@@ -93,6 +93,12 @@ def test_animator_batched_equals_per_frame():
     b = Animator(sysm.kp_detector, sysm.generator, src, mode="relative", adapt_scale=True)
     single = torch.cat([b(frames[i:i + 1]) for i in range(5)])
     assert torch.allclose(batched, single, atol=1e-5)
+    # bf16 decoder (keypoints and motion stay fp32): close to fp32
+    c = Animator(sysm.kp_detector, sysm.generator, src, mode="relative", adapt_scale=True,
+                 autocast_dtype=torch.bfloat16)
+    lo = c(frames)
+    assert lo.dtype == torch.float32
+    assert 10 * torch.log10(1 / ((lo - single) ** 2).mean()) > 35
     # the first frame drives relative mode with zero displacement: same as the source's own keypoints
     with torch.no_grad():
         kp = {k: v for k, v in sysm.kp_detector(src).items() if k in ("value", "jacobian")}

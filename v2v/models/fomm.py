@@ -343,7 +343,8 @@ class OcclusionAwareGenerator(nn.Module):
         return cache
 
     def forward(self, source: torch.Tensor, kp_driving: dict, kp_source: dict,
-                source_cache: dict | None = None, with_deformed: bool = True) -> dict[str, torch.Tensor]:
+                source_cache: dict | None = None, with_deformed: bool = True,
+                decode_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         cache = source_cache if source_cache is not None else self.encode_source(source)
         encoded = cache["encoded"]
         out = {"encoded": encoded}
@@ -363,7 +364,11 @@ class OcclusionAwareGenerator(nn.Module):
             if with_deformed:  # full-resolution warped source (visualisation, not needed to animate)
                 out["deformed"] = warp(source, dm["deformation"])
         out["warped"] = feat
-        out["prediction"] = self.decode(feat)
+        if decode_dtype is not None:  # low-precision decoder (the bulk of the FLOPs); motion stays fp32
+            with torch.autocast(device_type=feat.device.type, dtype=decode_dtype):
+                out["prediction"] = self.decode(feat).float()
+        else:
+            out["prediction"] = self.decode(feat)
         return out
 
 
@@ -511,6 +516,9 @@ class Animator:
     initial driving frame of relative mode. The source is encoded once (keypoints, encoder
     features, dense-motion downsample); memory is independent of the video length.
     ``return_all=True`` returns the generator's full output dict (plus ``kp_norm``) instead.
+    ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the generator's decoder (bottleneck + up
+    blocks, most of the FLOPs) under autocast; keypoints, dense motion and warps stay float32 so
+    sampling positions keep full precision.
     """
 
     def __init__(self, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, source: torch.Tensor,
@@ -530,13 +538,7 @@ class Animator:
         self.scale = None
 
     def _ctx(self):
-        import contextlib
-
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        if self.autocast_dtype is not None:
-            stack.enter_context(torch.autocast(device_type=self.source.device.type, dtype=self.autocast_dtype))
-        return stack
+        return torch.inference_mode()
 
     def set_initial(self, frame: torch.Tensor) -> None:
         """Use ``frame`` (``1,3,H,W``) as the initial driving frame of relative mode (e.g. the
@@ -559,7 +561,8 @@ class Animator:
             rel = self.mode == "relative"
             kp_norm = normalize_kp(kp_src, kp_drv, kp_init, adapt_movement_scale=self.adapt_scale and rel,
                                    use_relative_movement=rel, use_relative_jacobian=rel, scale=self.scale)
-            out = self.generator(self.source, kp_norm, kp_src, source_cache=self.cache, with_deformed=return_all)
+            out = self.generator(self.source, kp_norm, kp_src, source_cache=self.cache, with_deformed=return_all,
+                                 decode_dtype=self.autocast_dtype)
             if return_all:
                 out = dict(out)
                 out["kp_norm"] = kp_norm
