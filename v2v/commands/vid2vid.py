@@ -257,16 +257,17 @@ def run_generate(args) -> int:
     first = []
     if args.first_frame and args.first_frames:
         raise V2VError("give --first-frame or --first-frames, not both")
-    n = labels.count if args.frames is None else min(args.frames, labels.count or args.frames)
     if args.frames is not None and args.frames <= 0:
         raise V2VError(f"--frames must be > 0, got {args.frames}")
+    limit = args.frames
+    n = labels.count if limit is None else (min(limit, labels.count) if labels.count else limit)
     fps = args.fps or labels.fps or 17.0
     it_inst = iter(insts) if insts is not None else None
     stream = None
     with VideoWriter(args.out, fps) as writer:
         bar = tqdm(total=n, unit="frame", disable=args.no_progress, desc="vid2vid")
         for i, (lab, name) in enumerate(labels):
-            if i >= n:
+            if limit is not None and i >= limit:
                 break
             if size is None:
                 if callable(cfg_size):
