@@ -551,7 +551,12 @@ class Animator:
     def __call__(self, frames: torch.Tensor, return_all: bool = False):
         with self._ctx():
             n = frames.shape[0]
-            kp_drv = _kp_only(self.kp_detector(frames))
+            # keypoints one frame at a time: the temperature-0.1 softmax amplifies the batch-size
+            # dependent rounding of batched convs, so per-frame keypoints keep the output
+            # independent of the batch size (and equal to the per-frame official loop); the
+            # detector is a small share of the FLOPs
+            per = [_kp_only(self.kp_detector(frames[i:i + 1])) for i in range(n)]
+            kp_drv = {k: torch.cat([p[k] for p in per]) for k in per[0]}
             if self.kp_initial is None:
                 self.kp_initial = {k: v[:1].clone() for k, v in kp_drv.items()}
                 if self.adapt_scale and self.mode == "relative":
