@@ -241,6 +241,7 @@ def run_demo(out: str, quick: bool = False, train: bool = False, device="cpu", p
             notes=[verdict("fomm_puppets"), model_note("fomm_puppets")],
             plots=_loss_plots(models["fomm_puppets"][2], "fomm"),
             results_first=True,
+            video_width=512,
         ),
         Section(
             title="vid2vid: label-map videos to footage (held-out toycity)",
@@ -254,6 +255,7 @@ def run_demo(out: str, quick: bool = False, train: bool = False, device="cpu", p
             notes=[verdict("vid2vid_toycity"), model_note("vid2vid_toycity")],
             plots=_loss_plots(models["vid2vid_toycity"][2], "vid2vid"),
             results_first=True,
+            video_width=768,
         ),
     ]
     cross = [(c, rel(m), rel(g)) for c, m, g in fomm["videos"] if c.startswith("cross")]

@@ -32,6 +32,7 @@ class Section:
     notes: list = field(default_factory=list)
     plots: list = field(default_factory=list)  # raw SVG strings
     results_first: bool = False  # table, notes and plots before the videos (long video lists)
+    video_width: int = 384  # display width (px) of each video / GIF
 
 
 def svg_line_plot(series: dict[str, list[tuple[float, float]]], title: str, width: int = 520,
@@ -159,9 +160,9 @@ def write_report(path: str, title: str, subtitle: str, sections: list[Section], 
                 parts.append("<figure>")
                 if mp4:
                     parts.append(f"<video src='{html.escape(mp4)}' controls autoplay loop muted playsinline "
-                                 f"width='384'></video>")
+                                 f"width='{s.video_width}'></video>")
                 if gif:
-                    parts.append(f"<br><img class='gif' src='{html.escape(gif)}' width='384' alt='{html.escape(cap)}'>")
+                    parts.append(f"<br><img class='gif' src='{html.escape(gif)}' width='{s.video_width}' alt='{html.escape(cap)}'>")
                 links = " · ".join(f"<a href='{html.escape(p)}'>{os.path.splitext(p)[1][1:]}</a>" for p in (mp4, gif) if p)
                 parts.append(f"<figcaption>{html.escape(cap)} ({links})</figcaption></figure>")
             parts.append("</div>")
