@@ -133,3 +133,40 @@ def test_shipped_assets_recorded():
         assert "/work/" not in f["weights"].read_bytes()[:200000].decode("latin-1")
         assert f["metrics"].stat().st_size > 0
     assert ASSET_DIR.is_dir()
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    from v2v.demo.assets import load_demo_model
+    from v2v.errors import V2VError
+
+    with pytest.raises(V2VError, match="demo checkpoint not found.*--train"):
+        load_demo_model(tmp_path / "nope.safetensors", asset_files("fomm_puppets")["config"])
+
+
+def test_shipped_checkpoints_load_and_match_their_record():
+    """The shipped weights load (strictly, per inference part) into the recorded configs."""
+    from v2v.demo.assets import INFERENCE_PARTS, load_demo_model
+
+    for name, (system, _, _) in MODELS.items():
+        f = asset_files(name)
+        if not f["weights"].is_file():
+            pytest.skip(f"{name}: shipped checkpoint not present")
+        sysm, cfg = load_demo_model(f["weights"], f["config"])
+        assert cfg.system == system
+        for part in INFERENCE_PARTS[system]:
+            params = list(getattr(sysm, part).parameters())
+            assert params and all(torch.isfinite(p).all() for p in params)
+
+
+@pytest.mark.slow
+def test_quick_demo_with_training(tmp_path):
+    """`v2v demo --quick --train`: 2 training steps of each model with the recorded configs."""
+    from v2v.cli import main
+
+    out = tmp_path / "out"
+    assert main(["demo", "--quick", "--train", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["trained_now"] is True
+    for name in MODELS:
+        assert list((out / "train" / name / "checkpoints").glob("step_00000002.safetensors"))
+        assert m["models"][name]["train_seconds"] > 0
