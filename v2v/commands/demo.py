@@ -2,7 +2,7 @@
 
     v2v demo --out demo_out            # shipped checkpoints, ~1-2 min on a 2-core CPU
     v2v demo --out demo_out --train    # retrain both models from scratch first (configs/demo/*.yaml)
-    v2v demo --out /tmp/d --quick      # smoke test: a few frames, seconds
+    v2v demo --out demo_quick --quick  # smoke test: a few frames, seconds
 
 Writes ``OUT/index.html`` (side-by-side MP4 + GIF videos, metric tables against trivial
 baselines, loss curves), ``OUT/metrics.json`` (every number of the report), ``OUT/videos/`` and
