@@ -173,3 +173,15 @@ def test_quick_demo_with_training(tmp_path):
     for name in MODELS:
         assert list((out / "train" / name / "checkpoints").glob("step_00000002.safetensors"))
         assert m["models"][name]["train_seconds"] > 0
+
+
+def test_foreign_data_folder_is_not_deleted(tmp_path):
+    from v2v.demo.pipeline import QUICK, _make_data
+    from v2v.errors import V2VError
+
+    d = tmp_path / "data" / "puppets"
+    d.mkdir(parents=True)
+    (d / "meta.json").write_text('{"dataset": "something else"}')
+    with pytest.raises(V2VError, match="not a v2v puppets dataset"):
+        _make_data(str(tmp_path / "data"), QUICK, progress=False)
+    assert (d / "meta.json").is_file()

@@ -64,6 +64,22 @@ def _make_data(root: str, s: DemoSizes, progress: bool) -> dict:
     from v2v.data.synthetic.toycity import generate_toycity
 
     pup, toy = os.path.join(root, "puppets"), os.path.join(root, "toycity")
+    for d, kind in ((pup, "puppets"), (toy, "toycity")):
+        # a previous demo run's data (maybe another size/frame count) would mix with the new files:
+        # remove it, but only when its meta.json says v2v generated it
+        meta = Path(d, "meta.json")
+        if meta.is_file():
+            try:
+                ours = json.loads(meta.read_text()).get("dataset") == kind
+            except ValueError:
+                ours = False
+            if not ours:
+                from v2v.errors import V2VError
+
+                raise V2VError(f"{d} exists and is not a v2v {kind} dataset: use another --out")
+            import shutil
+
+            shutil.rmtree(d)
     generate_puppets(pup, s.puppets_train[0], s.puppets_train[1], s.puppets_size, s.train_seed, "train",
                      n_ids=s.puppet_ids, progress=progress)
     generate_puppets(pup, s.puppets_test[0], s.puppets_test[1], s.puppets_size, s.test_seed, "test",
