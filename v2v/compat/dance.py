@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from v2v.compat.common import official_state_dict
 from v2v.errors import V2VError
 from v2v.models.dance import DanceModelConfig, DanceSystem
 
@@ -249,22 +250,8 @@ def map_generator_keys(sd: dict, cfg: DanceModelConfig, which: str = "G") -> dic
 # ------------------------------------------------------------------------------------ loading
 
 
-def _strip_module(sd: dict) -> dict:
-    return {(k.removeprefix("module.")): v for k, v in sd.items()}
-
-
 def _load_pth(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise V2VError(f"checkpoint not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
-        raise V2VError(f"{path}: cannot read as a torch checkpoint ({type(exc).__name__}: {exc})") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise V2VError(f"{path}: expected a state_dict (mapping of tensors), got {type(sd).__name__}")
-    return _strip_module(sd)
+    return official_state_dict(path, require_tensors=False)
 
 
 def _assign(module: torch.nn.Module, mapped: dict, path: str, what: str) -> None:

@@ -22,6 +22,7 @@ import re
 import numpy as np
 import torch
 
+from v2v.compat.common import torch_load_official
 from v2v.config import from_dict, load_yaml, to_dict
 from v2v.errors import V2VError
 from v2v.models.fomm import FOMMModelConfig, FOMMSystem, scale_name
@@ -205,12 +206,7 @@ def to_official_state_dict(part: str, sd: dict) -> dict:
 def read_official_checkpoint(path: str | os.PathLike) -> dict:
     """Read an official ``.pth.tar`` (weights_only, CPU); V2VError when unreadable or not FOMM."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise V2VError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a user-file problem
-        raise V2VError(f"{path}: cannot read as a torch checkpoint ({type(exc).__name__}: {exc})") from None
+    ckpt = torch_load_official(path)
     if not isinstance(ckpt, dict) or "generator" not in ckpt or "kp_detector" not in ckpt:
         keys = list(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise V2VError(f"{path}: not an official FOMM checkpoint (expected 'generator' and 'kp_detector' "

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from v2v.compat.common import official_state_dict
 from v2v.errors import V2VError
 from v2v.models.vid2vid import (
     Vid2VidModelConfig,
@@ -213,18 +214,7 @@ def map_discriminator_key(key: str, n_layers: int) -> str | None:
 # ----------------------------------------------------------------------------------------------
 def load_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read an official ``.pth`` (plain state dict, legacy or zip container) on CPU, weights only."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise V2VError(f"official checkpoint not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
-        raise V2VError(f"{path}: cannot read as a torch checkpoint ({type(exc).__name__}: {exc})") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
-        raise V2VError(f"{path}: expected a state dict of tensors (official save_network format)")
-    return {(k.removeprefix("module.")): v for k, v in sd.items()}
+    return official_state_dict(path, what="official checkpoint")
 
 
 def load_into(module: torch.nn.Module, official: dict[str, torch.Tensor], mapper, path: str) -> None:
