@@ -183,7 +183,7 @@ def _load_model(args):
             _cls, exp = load_experiment(cfg_path, [])
             data_cfg = exp.data
         return system, data_cfg
-    from v2v.train.checkpoint import load_weights, read_weights
+    from v2v.weights_io import load_weights, read_weights
     from v2v.train.config import load_experiment
 
     _cls, exp = load_experiment(cfg_path, [])

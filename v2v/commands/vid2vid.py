@@ -121,7 +121,7 @@ def load_generator(config: str, checkpoint: str, ema: bool = False, overrides=No
     if checkpoint.endswith((".pth", ".pt")) or is_pickle:
         _, G = load_official_generator(checkpoint, cfg)
     else:
-        from v2v.train.checkpoint import load_weights, read_weights
+        from v2v.weights_io import load_weights, read_weights
 
         G = build_generator(cfg)
         keys, _ = read_weights(checkpoint)

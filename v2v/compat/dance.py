@@ -316,7 +316,7 @@ def convert(folder: str, opt_path: str | None = None, out_dir: str | None = None
     """Convert an official folder into ``generator.safetensors`` (+ ``discriminators.safetensors``)
     and ``model.yaml`` (our model config) in ``out_dir`` (default: the folder). Returns the paths."""
     from v2v.config import save_yaml, to_dict
-    from v2v.train.checkpoint import save_weights
+    from v2v.weights_io import save_weights
 
     system = load_official(folder, opt_path, epoch)
     out_dir = out_dir or folder

@@ -215,7 +215,7 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _check_and_load(module: torch.nn.Module, sd: dict, where: str, config_path: str | None) -> None:
-    from v2v.train.checkpoint import check_state_dict
+    from v2v.weights_io import check_state_dict
 
     try:
         check_state_dict(module.state_dict(), sd, where, strict=True)
@@ -256,7 +256,7 @@ def load_fomm(checkpoint: str | os.PathLike, config: str | os.PathLike, device="
     cfg = load_model_config(config)
     system = FOMMSystem(cfg)
     if checkpoint.endswith(".safetensors"):
-        from v2v.train.checkpoint import read_weights
+        from v2v.weights_io import read_weights
 
         tensors, _ = read_weights(checkpoint)
         sd = {k: v for k, v in tensors.items() if not k.startswith("ema.")}
@@ -274,7 +274,7 @@ def convert(checkpoint: str | os.PathLike, config: str | os.PathLike, out_dir: s
     """Official ``.pth.tar`` + official YAML -> ``out_dir/fomm.safetensors`` + ``out_dir/fomm.yaml``."""
     import yaml
 
-    from v2v.train.checkpoint import save_weights
+    from v2v.weights_io import save_weights
     from v2v.utils import atomic_write
 
     system = load_fomm(checkpoint, config)

@@ -223,7 +223,7 @@ def load_into(module: torch.nn.Module, official: dict[str, torch.Tensor], mapper
     ``num_batches_tracked`` buffers are optional on both sides. Raises V2VError naming the
     first unknown / missing / shape-mismatched keys (a checkpoint/options mismatch).
     """
-    from v2v.train.checkpoint import check_state_dict
+    from v2v.weights_io import check_state_dict
 
     mapped = {}
     for k, v in official.items():
@@ -265,7 +265,7 @@ def convert(g_pth: str | os.PathLike, options: str | os.PathLike, out_dir: str |
     ``model`` section). Returns the written paths.
     """
     from v2v.config import save_yaml, to_dict
-    from v2v.train.checkpoint import save_weights
+    from v2v.weights_io import save_weights
 
     cfg, G = load_official_generator(g_pth, options)
     sd = {f"netG.{k}": v for k, v in G.state_dict().items()}

@@ -57,7 +57,7 @@ def load_demo_model(weights: str | os.PathLike, config: str | os.PathLike, devic
     """Build the system of experiment YAML ``config`` and load the inference parts from
     ``weights`` (a shipped file or a full ``v2v train`` checkpoint). Each inference part must
     match exactly (V2VError naming the file otherwise). Returns ``(system in eval mode, cfg)``."""
-    from v2v.train.checkpoint import load_weights
+    from v2v.weights_io import load_weights
     from v2v.train.config import load_experiment
 
     if not os.path.isfile(weights):
