@@ -97,7 +97,36 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(cli)
+    _register_systems(cli)
     return parser
+
+
+def _register_systems(cli: CLI) -> None:
+    """Each registered system's own verbs (``commands=``), then generic ``parity <system>`` for
+    systems with a compat module whose commands did not add one."""
+    from v2v.registry import all_systems
+
+    done = set(COMMAND_MODULES)
+    for spec in all_systems().values():
+        if spec.commands and spec.commands not in done:
+            importlib.import_module(spec.commands).register(cli)
+            done.add(spec.commands)
+    have = set(cli._groups["parity"].choices) if "parity" in cli._groups else set()
+    for name, spec in all_systems().items():
+        if spec.compat and name not in have and name.replace("-", "_") not in have:
+            aliases = [name.replace("-", "_")] if "-" in name else []
+            p = cli.group_command("parity", name, help=f"run every case of an official {name} fixture folder",
+                                  aliases=aliases)
+            p.add_argument("fixture_dir", help="fixture folder (official checkpoint, options, cases)")
+            p.set_defaults(func=_generic_parity, system=name)
+
+
+def _generic_parity(args) -> int:
+    from v2v.registry import get_spec
+
+    report = get_spec(args.system).compat_module().run_parity(args.fixture_dir)
+    report.print()
+    return report.exit_code
 
 
 def main(argv=None) -> int:

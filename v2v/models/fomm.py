@@ -36,6 +36,7 @@ from torch import nn
 
 from v2v.errors import V2VError
 from v2v.models.base import System
+from v2v.registry import register_system
 from v2v.nn.hourglass import DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
 from v2v.ops.keypoints import (
     RandomTPS,
@@ -617,6 +618,7 @@ def _build_perceptual(cfg: LossConfig) -> nn.Module:
     raise V2VError(f"model.loss.perceptual_net: expected vgg19, vgg19_random, l1 or auto, got {net!r}")
 
 
+@register_system("fomm", compat="v2v.compat.fomm", commands="v2v.commands.fomm")
 class FOMMSystem(System):
     """The trainable FOMM system: ``kp_detector``, ``generator``, ``discriminator``.
 

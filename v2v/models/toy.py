@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from v2v.models.base import System
+from v2v.registry import register_system
 
 __all__ = [
     "SquaresDataset",
@@ -114,6 +115,7 @@ class ToyDiscriminator(nn.Module):
         return self.conv2(F.leaky_relu(self.conv1(h), 0.2))
 
 
+@register_system("toy")
 class ToySystem(System):
     """Toy conditional GAN (see the module docstring). Batch: ``{"label": B,H,W long, "image": B,3,H,W}``."""
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from v2v.errors import V2VError
 from v2v.models.base import System
+from v2v.registry import register_system
 from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator
 from v2v.nn.vid2vid_blocks import Decoder, Encoder, Head
 
@@ -423,6 +424,7 @@ def _masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return F.l1_loss(x * m, y * m)
 
 
+@register_system("vid2vid", compat="v2v.compat.vid2vid", commands="v2v.commands.vid2vid")
 class Vid2VidSystem(System):
     """vid2vid: generator + image discriminator + temporal discriminators (see module docstring).
 

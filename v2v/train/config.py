@@ -2,7 +2,7 @@
 
 An experiment YAML::
 
-    system: toy                 # a key of v2v.models.SYSTEMS
+    system: toy                 # a registered system name (v2v.registry)
     model: {...}                # System.ModelConfig fields
     data: {...}                 # System.DataConfig fields
     train:                      # TrainConfig fields (below)
