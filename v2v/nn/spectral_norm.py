@@ -21,6 +21,15 @@ modes: in eval mode ``W / (u . W v)`` from the stored u, v; in train mode after
 ``dim=1`` for transposed convs). ``update_in_eval=True`` also iterates in eval mode (some
 repos' own SN classes do, e.g. the DVD-GAN port used by style_dvdgan). Files written with
 torch's ``parametrizations.spectral_norm`` load as they are (same keys).
+
+Variants (``variant=`` of :func:`spectral_norm`, or :func:`set_spectral_norm_variant` on a
+built network):
+
+- ``"torch"`` (default): power iteration only in train mode, ``l2n(z) = z / max(||z||, eps)``.
+- ``"dvdgan"``: the DVD-GAN port's own ``SpectralNorm`` (mt_videosynthesis
+  ``dvdgan/Normalization.py``): one power iteration on EVERY forward, in train and eval mode and
+  under ``no_grad``, so u and v advance with each call; ``l2n(z) = z / (||z|| + eps)``;
+  ``W_used = W / (u . W v)`` with the new u, v (gradients flow through W only).
 """
 from __future__ import annotations
 
@@ -31,8 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["SpectralNormParam", "apply_spectral_norm", "convert_legacy_spectral_norm", "load_legacy_spectral_norm",
-           "remove_spectral_norm", "spectral_norm"]
+__all__ = ["SN_VARIANTS", "SpectralNormParam", "apply_spectral_norm", "convert_legacy_spectral_norm",
+           "load_legacy_spectral_norm", "remove_spectral_norm", "set_spectral_norm_variant", "spectral_norm"]
+
+SN_VARIANTS = ("torch", "dvdgan")
 
 _SN_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
              nn.ConvTranspose3d, nn.Linear, nn.Embedding)
@@ -42,16 +53,19 @@ class SpectralNormParam(nn.Module):
     """Parametrization ``W -> W / sigma(W)`` with legacy-order power iteration (module docstring).
 
     Buffers ``_u`` (rows of the reshaped weight) and ``_v`` (columns), as torch's.
+    ``additive_eps``: normalize with ``z / (||z|| + eps)`` (the ``"dvdgan"`` variant) instead of
+    ``z / max(||z||, eps)``.
     """
 
     def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, dim: int = 0, eps: float = 1e-12,
-                 update_in_eval: bool = False, init_iterations: int = 15):
+                 update_in_eval: bool = False, init_iterations: int = 15, additive_eps: bool = False):
         super().__init__()
         ndim = weight.ndim
         self.dim = dim if dim >= 0 else dim + ndim
         self.eps = eps
         self.n_power_iterations = n_power_iterations
         self.update_in_eval = update_in_eval
+        self.additive_eps = additive_eps
         if ndim > 1:
             wm = self._reshape(weight.detach())
             h, w = wm.shape
@@ -64,11 +78,16 @@ class SpectralNormParam(nn.Module):
             weight = weight.permute(self.dim, *(d for d in range(weight.dim()) if d != self.dim))
         return weight.flatten(1)
 
+    def _l2n(self, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.additive_eps:
+            return torch.div(z, z.norm() + self.eps, out=out)
+        return F.normalize(z, dim=0, eps=self.eps, out=out)
+
     @torch.no_grad()
     def _power_method(self, wm: torch.Tensor, n: int) -> None:
         for _ in range(n):
-            self._v = F.normalize(torch.mv(wm.t(), self._u), dim=0, eps=self.eps, out=self._v)
-            self._u = F.normalize(torch.mv(wm, self._v), dim=0, eps=self.eps, out=self._u)
+            self._v = self._l2n(torch.mv(wm.t(), self._u), out=self._v)
+            self._u = self._l2n(torch.mv(wm, self._v), out=self._u)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if weight.ndim == 1:
@@ -82,20 +101,46 @@ class SpectralNormParam(nn.Module):
         return weight / sigma
 
 
+def _check_variant(variant: str) -> None:
+    if variant not in SN_VARIANTS:
+        raise ValueError(f"spectral norm variant must be one of {SN_VARIANTS}, got {variant!r}")
+
+
 def spectral_norm(module: nn.Module, name: str = "weight", n_power_iterations: int = 1,
-                  eps: float = 1e-12, dim: int | None = None, update_in_eval: bool = False) -> nn.Module:
+                  eps: float = 1e-12, dim: int | None = None, update_in_eval: bool = False,
+                  variant: str = "torch") -> nn.Module:
     """Spectrally normalize ``module.<name>`` in place and return ``module``.
 
     Parametrization layout ``<name>`` -> ``parametrizations.<name>.original`` + ``.0._u`` /
     ``.0._v`` (torch's layout), legacy power-iteration order (see the module docstring).
-    ``dim`` defaults to 1 for transposed convs, else 0.
+    ``dim`` defaults to 1 for transposed convs, else 0. ``variant="dvdgan"`` selects the
+    DVD-GAN port's semantics (iterate on every forward, additive eps; module docstring).
+
+    >>> conv = spectral_norm(nn.Conv2d(3, 4, 3), variant="dvdgan").eval()
+    >>> u0 = conv.parametrizations.weight[0]._u.clone()
+    >>> _ = conv(torch.zeros(1, 3, 5, 5))  # eval mode: u still advances
+    >>> bool((conv.parametrizations.weight[0]._u != u0).any())
+    True
     """
+    _check_variant(variant)
     weight = getattr(module, name)
     if dim is None:
         dim = 1 if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
+    dvd = variant == "dvdgan"
     parametrize.register_parametrization(
-        module, name, SpectralNormParam(weight, n_power_iterations, dim, eps, update_in_eval))
+        module, name, SpectralNormParam(weight, n_power_iterations, dim, eps, update_in_eval or dvd,
+                                        additive_eps=dvd))
     return module
+
+
+def set_spectral_norm_variant(model: nn.Module, variant: str) -> nn.Module:
+    """Switch every spectral norm inside ``model`` to ``variant`` (``"torch"`` or ``"dvdgan"``)."""
+    _check_variant(variant)
+    for m in model.modules():
+        if isinstance(m, SpectralNormParam):
+            m.update_in_eval = variant == "dvdgan"
+            m.additive_eps = variant == "dvdgan"
+    return model
 
 
 def apply_spectral_norm(model: nn.Module, types: Iterable[type] = _SN_TYPES, **kwargs) -> nn.Module:

@@ -23,7 +23,9 @@ Parameter names: ``blocks.{i}`` (ResBlocks ``conv0/conv1/conv_sc``, attention
 ``query/key/value/gamma``), ``linear``; for D_T ``blocks3d.{i}`` then ``blocks.{i}``. Every conv
 and the linear are spectrally normalized (:mod:`v2v.nn.spectral_norm`; the official
 ``<p>.module.weight_bar/_u/_v`` layout converts with ``convert_legacy_spectral_norm``).
-The official SN iterates in eval mode too: pass ``sn_update_in_eval=True`` for that.
+The official SN iterates on every forward (train and eval, u/v advancing) and normalizes with an
+additive eps: pass ``sn_variant="dvdgan"`` for exactly that (``sn_update_in_eval=True`` only
+switches on the eval-mode iteration).
 
 **Multi-scale 3-D PatchGAN** (:class:`VideoPatchDiscriminator3d`,
 :class:`MultiscaleVideoDiscriminator`): the pix2pixHD recipe with ``Conv3d`` (kernel
@@ -44,7 +46,7 @@ from torch import nn
 from v2v.nn.attention import SelfAttention2d
 from v2v.nn.norms import get_norm_layer
 from v2v.nn.resblocks import ResBlock
-from v2v.nn.spectral_norm import spectral_norm
+from v2v.nn.spectral_norm import set_spectral_norm_variant, spectral_norm
 
 __all__ = ["DVDSpatialDiscriminator", "DVDTemporalDiscriminator", "MultiscaleVideoDiscriminator",
            "VideoPatchDiscriminator3d", "sample_frames"]
@@ -83,13 +85,15 @@ class DVDSpatialDiscriminator(nn.Module):
         attention_after: index of the block after which self-attention runs (default 1,
             i.e. after the 4c block); None for no attention.
         sn_update_in_eval: spectral-norm power iteration also in eval mode.
+        sn_variant: ``"torch"`` or ``"dvdgan"`` (:mod:`v2v.nn.spectral_norm` variants; the
+            official DVD-GAN port is ``"dvdgan"``).
 
     ``forward(x)``: ``x`` frames ``N,C,H,W`` or a stack ``K,B,C,H,W`` in [0,1] -> scores ``(N,)``
     (``K*B`` rows, k-major). H, W must be divisible by ``2**len(channel_mults)``.
     """
 
     def __init__(self, in_channels: int = 3, ch: int = 128, channel_mults: Sequence[int] = (2, 4, 8, 16, 16),
-                 attention_after: int | None = 1, sn_update_in_eval: bool = False):
+                 attention_after: int | None = 1, sn_update_in_eval: bool = False, sn_variant: str = "torch"):
         super().__init__()
         widths = [ch * m for m in channel_mults]
         blocks: list[nn.Module] = [ResBlock(in_channels, widths[0], "down", spectral=True, first=True)]
@@ -101,7 +105,9 @@ class DVDSpatialDiscriminator(nn.Module):
                 blocks.append(SelfAttention2d(widths[i]))
         self.blocks = nn.ModuleList(blocks)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
-        _set_sn_update_in_eval(self, sn_update_in_eval)
+        set_spectral_norm_variant(self, sn_variant)
+        if sn_update_in_eval:
+            _set_sn_update_in_eval(self, True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 5:
@@ -125,6 +131,7 @@ class DVDTemporalDiscriminator(nn.Module):
         prepool: 2x2 average pre-pooling of every frame (DVD-GAN default True).
         attention: self-attention after the 3-D blocks.
         sn_update_in_eval: spectral-norm power iteration also in eval mode.
+        sn_variant: ``"torch"`` or ``"dvdgan"`` (see :class:`DVDSpatialDiscriminator`).
 
     ``forward(x)``: ``x: B,T,C,H,W`` in [0,1] -> scores ``(B*T',)`` with ``T' = T // 2**n3d``
     (b-major), i.e. ``(B,)`` for the usual short clips.
@@ -132,7 +139,7 @@ class DVDTemporalDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ch: int = 128, channel_mults_3d: Sequence[int] = (2, 4),
                  channel_mults_2d: Sequence[int] = (8, 16, 16), prepool: bool = True, attention: bool = True,
-                 sn_update_in_eval: bool = False):
+                 sn_update_in_eval: bool = False, sn_variant: str = "torch"):
         super().__init__()
         self.prepool = prepool
         w3 = [ch * m for m in channel_mults_3d]
@@ -147,7 +154,9 @@ class DVDTemporalDiscriminator(nn.Module):
             prev = w
         self.blocks = nn.ModuleList(b2)
         self.linear = spectral_norm(nn.Linear(prev, 1))
-        _set_sn_update_in_eval(self, sn_update_in_eval)
+        set_spectral_norm_variant(self, sn_variant)
+        if sn_update_in_eval:
+            _set_sn_update_in_eval(self, True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c, hh, ww = x.shape
