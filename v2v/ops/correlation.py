@@ -10,7 +10,19 @@ __all__ = ["correlation_displacements", "local_correlation"]
 
 def correlation_displacements(max_displacement: int = 4, stride: int = 1) -> list:
     """The ``(dy, dx)`` pixel displacements of :func:`local_correlation`'s channels, in order
-    (dy outer, dx inner, each from ``-D`` to ``+D`` in steps of ``stride``)."""
+    (dy outer, dx inner, each from ``-D`` to ``+D`` in steps of ``stride``).
+
+    Args:
+        max_displacement: largest displacement ``D`` in pixels.
+        stride: displacement step in pixels.
+
+    Returns:
+        list of ``(dy, dx)`` integer pairs, length ``(2 * (D // stride) + 1) ** 2``.
+
+    Example:
+        >>> correlation_displacements(1)[:3]
+        [(-1, -1), (-1, 0), (-1, 1)]
+    """
     r = max_displacement // stride
     steps = [s * stride for s in range(-r, r + 1)]
     return [(dy, dx) for dy in steps for dx in steps]
@@ -32,6 +44,11 @@ def local_correlation(
         (dy outer, dx inner; with stride 1 the centre channel ``N // 2`` is zero displacement).
         Positions outside ``f2`` count as zeros. Normalized by the number of channels ``C``.
         Differentiable; memory ``O(B*C*H*W)`` (one shifted product at a time).
+
+    Example:
+        >>> f = torch.ones(1, 4, 3, 3)
+        >>> local_correlation(f, f, max_displacement=1)[0, :, 1, 1]
+        tensor([1., 1., 1., 1., 1., 1., 1., 1., 1.])
     """
     if f1.shape != f2.shape or f1.dim() != 4:
         raise ValueError(

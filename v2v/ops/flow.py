@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from v2v.errors import V2VError
 from v2v.utils import atomic_path
 
+from ._check import check_shape
 from .warp import warp
 
 __all__ = [
@@ -42,7 +43,20 @@ def resize_flow(
     ``"area"``, ``"bicubic"``; ``align_corners`` for the (bi)linear/cubic modes), then channel x
     is multiplied by ``W'/W`` and channel y by ``H'/H`` so displacements stay in pixels of the new
     size. Resizing to the same size returns the input unchanged.
+
+    Args:
+        flow: ``B,2,H,W`` flow in pixels (x first).
+        size_hw: target ``(H', W')``.
+        mode, align_corners: interpolation, as in ``F.interpolate``.
+
+    Returns:
+        ``B,2,H',W'`` flow in pixels of the new size.
+
+    Example:
+        >>> resize_flow(torch.ones(1, 2, 4, 4), (8, 2))[0, :, 0, 0]
+        tensor([0.5000, 2.0000])
     """
+    check_shape(flow, "B,2,H,W", "resize_flow: flow")
     h, w = flow.shape[-2:]
     nh, nw = int(size_hw[0]), int(size_hw[1])
     if (nh, nw) == (h, w):
@@ -61,7 +75,21 @@ def compose_flow(f_ab: torch.Tensor, f_bc: torch.Tensor, padding_mode: str = "bo
     ``warp(c, f_ac) ≈ warp(warp(c, f_bc), f_ab)``. ``f_bc`` is sampled bilinearly at
     ``p + f_ab(p)`` with ``padding_mode`` (border by default). A zero ``f_ab`` gives ``f_bc``
     exactly and a zero ``f_bc`` gives ``f_ab`` exactly; two constant translations add.
+
+    Args:
+        f_ab: ``B,2,H,W`` pixels, on frame a, into b.
+        f_bc: ``B,2,H,W`` pixels, on frame b, into c.
+        padding_mode: how ``f_bc`` is sampled outside the image.
+
+    Returns:
+        ``B,2,H,W`` flow ``f_ac`` in pixels.
+
+    Example:
+        >>> compose_flow(torch.ones(1, 2, 3, 3), 2 * torch.ones(1, 2, 3, 3))[0, :, 1, 1]
+        tensor([3., 3.])
     """
+    check_shape(f_ab, "B,2,H,W", "compose_flow: f_ab")
+    check_shape(f_bc, "B,2,H,W", "compose_flow: f_bc")
     return f_ab + warp(f_bc, f_ab, padding_mode=padding_mode)
 
 
@@ -76,8 +104,24 @@ def fb_consistency_occlusion(
 
         |f_ab + f_ba~|^2 > alpha1 * (|f_ab|^2 + |f_ba~|^2) + alpha2
 
-    and 0.0 elsewhere. Returns a float mask ``B,1,H,W`` on frame a (1 = not visible in b).
+    and 0.0 elsewhere.
+
+    Args:
+        flow_fw: ``B,2,H,W`` pixels, ``f_ab``.
+        flow_bw: ``B,2,H,W`` pixels, ``f_ba``.
+        alpha1: relative tolerance (unitless).
+        alpha2: absolute tolerance in squared pixels.
+
+    Returns:
+        float mask ``B,1,H,W`` on frame a (1 = not visible in b).
+
+    Example:
+        >>> f = torch.ones(1, 2, 4, 4)
+        >>> fb_consistency_occlusion(f, -f).sum().item()   # consistent flows: nothing occluded
+        0.0
     """
+    check_shape(flow_fw, "B,2,H,W", "fb_consistency_occlusion: flow_fw")
+    check_shape(flow_bw, "B,2,H,W", "fb_consistency_occlusion: flow_bw")
     bw = warp(flow_bw, flow_fw, padding_mode="border")
     diff = (flow_fw + bw).pow(2).sum(1, keepdim=True)
     mag = flow_fw.pow(2).sum(1, keepdim=True) + bw.pow(2).sum(1, keepdim=True)
@@ -86,7 +130,15 @@ def fb_consistency_occlusion(
 
 def make_color_wheel() -> np.ndarray:
     """Middlebury colour wheel: ``(55, 3)`` float RGB in [0, 1] (segments RY 15, YG 6, GC 4,
-    CB 11, BM 13, MR 6: red -> yellow -> green -> cyan -> blue -> magenta -> red)."""
+    CB 11, BM 13, MR 6: red -> yellow -> green -> cyan -> blue -> magenta -> red).
+
+    Returns:
+        ``(55, 3)`` float32 array, row k the colour of hue k.
+
+    Example:
+        >>> make_color_wheel()[0].tolist()
+        [1.0, 0.0, 0.0]
+    """
     segs = [(15, (1, 0, 0), (1, 1, 0)), (6, (1, 1, 0), (0, 1, 0)), (4, (0, 1, 0), (0, 1, 1)),
             (11, (0, 1, 1), (0, 0, 1)), (13, (0, 0, 1), (1, 0, 1)), (6, (1, 0, 1), (1, 0, 0))]  # fmt: skip
     rows = []
@@ -105,7 +157,19 @@ def flow_to_color(flow: torch.Tensor, max_flow: float | None = None) -> torch.Te
     white. ``max_flow=None`` normalizes each sample by its own largest magnitude. Magnitudes above
     ``max_flow`` are darkened (x0.75), as in the Middlebury reference code. Non-finite flow is
     shown black.
+
+    Args:
+        flow: ``B,2,H,W`` pixels, x first.
+        max_flow: magnitude in pixels shown at full saturation (None: per-sample maximum).
+
+    Returns:
+        ``B,3,H,W`` RGB in [0, 1].
+
+    Example:
+        >>> flow_to_color(torch.zeros(1, 2, 2, 2))[0, :, 0, 0]   # no motion is white
+        tensor([1., 1., 1.])
     """
+    check_shape(flow, "B,2,H,W", "flow_to_color: flow")
     wheel = torch.from_numpy(make_color_wheel()).to(device=flow.device, dtype=torch.float32)
     ncols = wheel.shape[0]
     f = flow.to(torch.float32)
@@ -136,6 +200,18 @@ def read_flo(path) -> np.ndarray:
     Format: float32 magic 202021.25, int32 width, int32 height, then H*W*2 float32 (x, y
     interleaved, row-major), little endian. Raises V2VError naming the file on a missing file,
     bad magic, implausible size or truncated data.
+
+    Args:
+        path: the ``.flo`` file.
+
+    Returns:
+        ``(H, W, 2)`` float32 array, pixels, x first.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "f.flo")
+        >>> write_flo(p, np.ones((2, 3, 2), np.float32)); read_flo(p).shape
+        (2, 3, 2)
     """
     path = os.fspath(path)
     try:
@@ -161,7 +237,16 @@ def read_flo(path) -> np.ndarray:
 
 def write_flo(path, flow) -> None:
     """Write a flow ``(H, W, 2)`` numpy array or tensor (a ``2,H,W`` / ``1,2,H,W`` tensor also
-    accepted) to a Middlebury ``.flo`` file, atomically (temp file + ``os.replace``)."""
+    accepted) to a Middlebury ``.flo`` file, atomically (temp file + ``os.replace``).
+
+    Args:
+        path: destination file.
+        flow: ``(H, W, 2)`` array or ``2,H,W`` / ``1,2,H,W`` tensor, pixels, x first.
+
+    Example:
+        >>> import tempfile, os
+        >>> write_flo(os.path.join(tempfile.mkdtemp(), "f.flo"), torch.zeros(1, 2, 4, 4))
+    """
     if isinstance(flow, torch.Tensor):
         t = flow.detach().cpu()
         if t.dim() == 4:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from v2v.ops._check import check_shape
+
 __all__ = ["make_grid", "norm_to_pixel", "pixel_grid", "pixel_to_norm"]
 
 
@@ -39,7 +41,22 @@ def make_grid(h: int, w: int, align_corners: bool = True, device=None, dtype=tor
 
     ``align_corners=True``: ``x = 2*j/(W-1) - 1`` (corner pixel centres at ±1);
     ``align_corners=False``: ``x = (2*j+1)/W - 1``. Same for y with i and H.
+
+    Args:
+        h, w: grid height and width in pixels (>= 1).
+        align_corners: the normalization convention (see the module docstring).
+        device, dtype: of the result.
+
+    Returns:
+        ``(H, W, 2)`` tensor, ``grid[i, j] = (x_j, y_i)``, ready for ``grid_sample``.
+
+    Example:
+        >>> make_grid(2, 3)[..., 0]
+        tensor([[-1.,  0.,  1.],
+                [-1.,  0.,  1.]])
     """
+    if int(h) < 1 or int(w) < 1:
+        raise ValueError(f"make_grid: size must be >= 1, got {h}x{w}")
     x = _axis_norm(int(w), align_corners, device, dtype)
     y = _axis_norm(int(h), align_corners, device, dtype)
     yy, xx = torch.meshgrid(y, x, indexing="ij")
@@ -47,7 +64,21 @@ def make_grid(h: int, w: int, align_corners: bool = True, device=None, dtype=tor
 
 
 def pixel_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Pixel-coordinate grid of shape ``(H, W, 2)`` with ``grid[i, j] = (j, i)`` (x first)."""
+    """Pixel-coordinate grid of shape ``(H, W, 2)`` with ``grid[i, j] = (j, i)`` (x first).
+
+    Args:
+        h, w: grid height and width in pixels (>= 1).
+        device, dtype: of the result.
+
+    Returns:
+        ``(H, W, 2)`` tensor of pixel-centre coordinates (x = column, y = row).
+
+    Example:
+        >>> pixel_grid(2, 2)[1, 0]
+        tensor([0., 1.])
+    """
+    if int(h) < 1 or int(w) < 1:
+        raise ValueError(f"pixel_grid: size must be >= 1, got {h}x{w}")
     x = torch.arange(int(w), device=device, dtype=dtype)
     y = torch.arange(int(h), device=device, dtype=dtype)
     yy, xx = torch.meshgrid(y, x, indexing="ij")
@@ -64,10 +95,22 @@ def _sizes(size_hw, like: torch.Tensor):
 def pixel_to_norm(xy: torch.Tensor, size_hw, align_corners: bool = True) -> torch.Tensor:
     """Convert pixel coordinates ``(..., 2)`` (x, y) to normalized [-1, 1] coordinates.
 
-    ``size_hw`` is ``(H, W)`` of the image the coordinates refer to.
     ``align_corners=True``: ``n = 2 p / (S - 1) - 1`` (size-1 axes map to 0);
     ``align_corners=False``: ``n = (2 p + 1) / S - 1``.
+
+    Args:
+        xy: pixel coordinates ``(..., 2)``, x first.
+        size_hw: ``(H, W)`` of the image the coordinates refer to.
+        align_corners: the normalization convention.
+
+    Returns:
+        ``(..., 2)`` normalized coordinates (float).
+
+    Example:
+        >>> pixel_to_norm(torch.tensor([[4., 0.]]), (5, 9))
+        tensor([[ 0., -1.]])
     """
+    check_shape(xy, "*,2", "pixel_to_norm: xy")
     s = _sizes(size_hw, xy)
     xy = xy.to(s.dtype)
     if align_corners:
@@ -82,7 +125,20 @@ def norm_to_pixel(xy: torch.Tensor, size_hw, align_corners: bool = True) -> torc
 
     Inverse of :func:`pixel_to_norm`: ``align_corners=True``: ``p = (n + 1) (S - 1) / 2``;
     ``align_corners=False``: ``p = ((n + 1) S - 1) / 2``.
+
+    Args:
+        xy: normalized coordinates ``(..., 2)``, x first.
+        size_hw: ``(H, W)`` of the image the coordinates refer to.
+        align_corners: the normalization convention.
+
+    Returns:
+        ``(..., 2)`` pixel coordinates (float).
+
+    Example:
+        >>> norm_to_pixel(torch.tensor([[0., -1.]]), (5, 9))
+        tensor([[4., 0.]])
     """
+    check_shape(xy, "*,2", "norm_to_pixel: xy")
     s = _sizes(size_hw, xy)
     xy = xy.to(s.dtype)
     if align_corners:

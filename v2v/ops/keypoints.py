@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._check import check_same_shape, check_shape
 from .grid import make_grid
 
 __all__ = [
@@ -33,7 +34,20 @@ def kp_to_gaussian(kp: torch.Tensor, spatial_size, kp_variance: float) -> torch.
     ``kp``: ``(..., K, 2)`` normalized (x, y); ``spatial_size``: ``(h, w)``. Returns
     ``(..., K, h, w)`` with ``exp(-0.5 * |grid - kp|^2 / kp_variance)`` where ``grid`` is the
     ``align_corners=True`` normalized grid of size ``(h, w)``. Peak value 1 (not normalized).
+
+    Args:
+        kp: ``(..., K, 2)`` keypoints, normalized [-1, 1], x first.
+        spatial_size: ``(h, w)`` of the maps.
+        kp_variance: variance in normalized units squared (FOMM: 0.01).
+
+    Returns:
+        ``(..., K, h, w)`` maps in (0, 1].
+
+    Example:
+        >>> kp_to_gaussian(torch.zeros(1, 1, 2), (3, 3), 0.01)[0, 0, 1, 1]
+        tensor(1.)
     """
+    check_shape(kp, "*,K,2", "kp_to_gaussian: kp")
     h, w = int(spatial_size[0]), int(spatial_size[1])
     grid = make_grid(h, w, align_corners=True, device=kp.device, dtype=kp.dtype)
     lead = kp.shape[:-1]
@@ -46,9 +60,21 @@ def kp_to_gaussian(kp: torch.Tensor, spatial_size, kp_variance: float) -> torch.
 def softmax_heatmap(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Softmax of ``logits / temperature`` over the flattened spatial positions of each channel.
 
-    ``logits``: ``B,K,h,w`` -> heatmap ``B,K,h,w`` whose every ``[b, k]`` map sums to 1.
     (FOMM's keypoint detector, temperature 0.1.)
+
+    Args:
+        logits: ``B,K,h,w`` raw scores.
+        temperature: softmax temperature (> 0).
+
+    Returns:
+        ``B,K,h,w`` heatmap; every ``[b, k]`` map sums to 1.
+
+    Example:
+        >>> softmax_heatmap(torch.zeros(1, 1, 2, 2))[0, 0]
+        tensor([[0.2500, 0.2500],
+                [0.2500, 0.2500]])
     """
+    check_shape(logits, "B,K,h,w", "softmax_heatmap: logits")
     shape = logits.shape
     flat = logits.view(shape[0], shape[1], -1)
     return F.softmax(flat / temperature, dim=2).view(*shape)
@@ -57,9 +83,21 @@ def softmax_heatmap(logits: torch.Tensor, temperature: float = 1.0) -> torch.Ten
 def heatmap_softargmax(heatmap: torch.Tensor) -> torch.Tensor:
     """Expected position of each (already softmaxed) heatmap: ``sum(heatmap * grid)``.
 
-    ``heatmap``: ``B,K,h,w`` with each map summing to 1. Returns keypoints ``B,K,2`` (x, y) in
-    normalized coordinates of the heatmap's own ``align_corners=True`` grid (FOMM ``gaussian2kp``).
+    FOMM ``gaussian2kp``.
+
+    Args:
+        heatmap: ``B,K,h,w``, each map summing to 1.
+
+    Returns:
+        ``B,K,2`` keypoints (x, y), normalized coordinates of the heatmap's own
+        ``align_corners=True`` grid.
+
+    Example:
+        >>> hm = torch.zeros(1, 1, 3, 3); hm[0, 0, 0, 2] = 1.0   # top-right corner
+        >>> heatmap_softargmax(hm)
+        tensor([[[ 1., -1.]]])
     """
+    check_shape(heatmap, "B,K,h,w", "heatmap_softargmax: heatmap")
     h, w = heatmap.shape[2:]
     grid = make_grid(h, w, align_corners=True, device=heatmap.device, dtype=heatmap.dtype)
     return (heatmap.unsqueeze(-1) * grid.view(1, 1, h, w, 2)).sum(dim=(2, 3))
@@ -70,8 +108,20 @@ def jacobian_from_heatmap(heatmap: torch.Tensor, jac_map: torch.Tensor) -> torch
 
     ``heatmap``: ``B,K,h,w`` (softmaxed). ``jac_map``: ``B,4*K,h,w`` (one map per keypoint) or
     ``B,4,h,w`` (a single shared map); channel ``4m + c`` holds ``c = (j00, j01, j10, j11)``.
-    Returns ``B,K,2,2`` (row-major ``[[j00, j01], [j10, j11]]``).
+
+    Args:
+        heatmap: ``B,K,h,w`` (softmaxed).
+        jac_map: ``B,4*K,h,w`` or ``B,4,h,w``.
+
+    Returns:
+        ``B,K,2,2`` (row-major ``[[j00, j01], [j10, j11]]``).
+
+    Example:
+        >>> hm = torch.full((1, 2, 2, 2), 0.25)
+        >>> jacobian_from_heatmap(hm, torch.ones(1, 4, 2, 2)).shape
+        torch.Size([1, 2, 2, 2])
     """
+    check_shape(heatmap, "B,K,h,w", "jacobian_from_heatmap: heatmap")
     b, k, h, w = heatmap.shape
     if jac_map.shape[1] % 4:
         raise ValueError(f"jacobian_from_heatmap: jac_map channels must be 4*M, got {jac_map.shape[1]}")
@@ -88,7 +138,21 @@ def heatmap_representation(
     kp_driving: torch.Tensor, kp_source: torch.Tensor, spatial_size, kp_variance: float
 ):
     """FOMM dense-motion heatmap input ``B,K+1,1,h,w``: channel 0 zeros (background), channel k
-    ``gaussian(kp_driving_k) - gaussian(kp_source_k)``. Keypoints ``B,K,2`` normalized (x, y)."""
+    ``gaussian(kp_driving_k) - gaussian(kp_source_k)``.
+
+    Args:
+        kp_driving, kp_source: ``B,K,2`` normalized (x, y).
+        spatial_size: ``(h, w)``.
+        kp_variance: as in :func:`kp_to_gaussian`.
+
+    Returns:
+        ``B,K+1,1,h,w``.
+
+    Example:
+        >>> heatmap_representation(torch.zeros(2, 5, 2), torch.zeros(2, 5, 2), (4, 4), 0.01).shape
+        torch.Size([2, 6, 1, 4, 4])
+    """
+    check_same_shape(kp_driving, kp_source, "heatmap_representation: kp_driving, kp_source")
     g = kp_to_gaussian(kp_driving, spatial_size, kp_variance) - kp_to_gaussian(
         kp_source, spatial_size, kp_variance
     )
@@ -110,7 +174,21 @@ def sparse_motions(
     (or the identity when jacobians are not given). ``z`` runs over the ``align_corners=True``
     grid of ``spatial_size = (h, w)``. Keypoints ``B,K,2``, jacobians ``B,K,2,2``. The grids are
     meant for ``grid_sample(..., align_corners=True)`` (:func:`v2v.ops.warp.sample`).
+
+    Args:
+        kp_source, kp_driving: ``B,K,2`` normalized (x, y).
+        spatial_size: ``(h, w)`` of the grids.
+        jac_source, jac_driving: ``B,K,2,2`` or None (translation only).
+
+    Returns:
+        ``B,K+1,h,w,2`` sampling grids.
+
+    Example:
+        >>> g = sparse_motions(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2), (4, 4))
+        >>> g.shape, bool((g[:, 1] == g[:, 0]).all())   # equal keypoints: identity motions
+        (torch.Size([1, 4, 4, 4, 2]), True)
     """
+    check_same_shape(kp_source, kp_driving, "sparse_motions: kp_source, kp_driving")
     b, k = kp_source.shape[:2]
     h, w = int(spatial_size[0]), int(spatial_size[1])
     identity = make_grid(h, w, align_corners=True, device=kp_source.device, dtype=kp_source.dtype)
@@ -139,6 +217,11 @@ class RandomTPS:
         sigma_affine, sigma_tps, points_tps: FOMM ``transform_params``.
         generator: optional ``torch.Generator`` for reproducible draws.
         device, dtype: where the parameters live.
+
+    Example:
+        >>> t = RandomTPS(1, sigma_affine=0.05, sigma_tps=0.005, points_tps=5)
+        >>> t.transform_frame(torch.rand(1, 3, 8, 8)).shape
+        torch.Size([1, 3, 8, 8])
     """
 
     def __init__(
@@ -216,5 +299,21 @@ class RandomTPS:
 
 
 def random_tps(batch: int, sigma_affine: float, sigma_tps=None, points_tps=None, generator=None, device=None):
-    """Shorthand for :class:`RandomTPS` (FOMM ``Transform(bs, **transform_params)``)."""
+    """Shorthand for :class:`RandomTPS` (FOMM ``Transform(bs, **transform_params)``).
+
+    Args:
+        batch: number of transforms.
+        sigma_affine, sigma_tps, points_tps: FOMM ``transform_params``.
+        generator, device: as in :class:`RandomTPS`.
+
+    Returns:
+        a :class:`RandomTPS`.
+
+    Example:
+        >>> t = random_tps(2, 0.0)       # zero noise: the identity transform
+        >>> t.warp_coordinates(torch.zeros(1, 1, 2))
+        tensor([[[0., 0.]],
+        <BLANKLINE>
+                [[0., 0.]]])
+    """
     return RandomTPS(batch, sigma_affine, sigma_tps, points_tps, generator=generator, device=device)

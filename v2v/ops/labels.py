@@ -16,6 +16,18 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype=torch.float32) -> torc
 
     Raises ``ValueError`` naming the offending id when an id is negative or ``>= num_classes``.
     (Ops are internal: readers at the edges turn this into a V2VError naming the file.)
+
+    Args:
+        labels: integer ids ``B,H,W`` (or ``B,1,H,W``; floats are rounded).
+        num_classes: number of channels C.
+        dtype: of the result.
+
+    Returns:
+        ``B,C,H,W`` with exactly one 1 per pixel.
+
+    Example:
+        >>> one_hot(torch.tensor([[[0, 2]]]), 3)[0, :, 0, 1]
+        tensor([0., 0., 1.])
     """
     if labels.dim() == 4 and labels.shape[1] == 1:
         labels = labels[:, 0]
@@ -44,6 +56,16 @@ def instance_edges(inst: torch.Tensor) -> torch.Tensor:
     ``inst``: integer instance ids ``B,H,W`` (or ``B,1,H,W``). Returns float ``B,1,H,W`` with 1
     where a pixel differs from its left/right/up/down neighbour (both sides of a boundary are
     marked), 0 elsewhere.
+
+    Args:
+        inst: integer instance ids ``B,H,W`` or ``B,1,H,W``.
+
+    Returns:
+        ``B,1,H,W`` float in {0, 1}.
+
+    Example:
+        >>> instance_edges(torch.tensor([[[1, 1, 2]]]))[0, 0]
+        tensor([[0., 1., 1.]])
     """
     if inst.dim() == 3:
         inst = inst.unsqueeze(1)

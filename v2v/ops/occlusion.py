@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from ._check import check_shape
+
 __all__ = ["occlusion_from_range", "range_map"]
 
 
@@ -19,7 +21,19 @@ def range_map(flow: torch.Tensor) -> torch.Tensor:
     Every pixel ``p`` of the flow's own frame sends mass 1 to ``p + flow(p)``, shared
     bilinearly among the 4 surrounding pixel centres; mass landing outside the image is dropped.
     A zero flow gives all ones. Differentiable w.r.t. ``flow`` (through the bilinear weights).
+
+    Args:
+        flow: ``B,2,H,W`` pixels, x first.
+
+    Returns:
+        ``B,1,H,W`` received mass per pixel (>= 0).
+
+    Example:
+        >>> range_map(torch.zeros(1, 2, 2, 2))[0, 0]
+        tensor([[1., 1.],
+                [1., 1.]])
     """
+    check_shape(flow, "B,2,H,W", "range_map: flow")
     b, _, h, w = flow.shape
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
@@ -46,5 +60,17 @@ def occlusion_from_range(flow_ba: torch.Tensor, threshold: float = 0.5) -> torch
     ``flow_ba``: ``B,2,H,W`` pixels, x first. Returns float ``B,1,H,W`` on frame a: 1 where the
     splatted range map is below ``threshold`` (nothing of b lands there: a's pixel is occluded
     or out of view in b), else 0.
+
+    Args:
+        flow_ba: ``B,2,H,W`` pixels, x first.
+        threshold: received mass below which a pixel is occluded.
+
+    Returns:
+        ``B,1,H,W`` float mask (1 = occluded).
+
+    Example:
+        >>> f = torch.zeros(1, 2, 1, 3); f[:, 0] = 1.0    # everything moves one pixel right
+        >>> occlusion_from_range(f)[0, 0]
+        tensor([[1., 0., 0.]])
     """
     return (range_map(flow_ba) < threshold).to(flow_ba.dtype)

@@ -21,6 +21,21 @@ def tps_warp(image: torch.Tensor, points_src: torch.Tensor, points_dst: torch.Te
     Control points: ``B,K,2`` normalized [-1,1], x first (K >= 3, not all collinear). The output
     pixel p samples the input at TPS(p), where TPS maps each destination point onto its source
     point exactly. Bilinear sampling, ``padding_mode`` as in ``grid_sample``.
+
+    Args:
+        image: ``B,C,H,W`` float.
+        points_src, points_dst: ``B,K,2`` control points, normalized [-1, 1], x first.
+        align_corners: the normalization convention of the points.
+        padding_mode: as in ``grid_sample``.
+
+    Returns:
+        ``B,C,H,W`` warped image.
+
+    Example:
+        >>> pts = torch.tensor([[[-1., -1.], [1., -1.], [-1., 1.], [1., 1.]]])
+        >>> img = torch.rand(1, 1, 5, 5)
+        >>> torch.allclose(tps_warp(img, pts, pts), img, atol=1e-4)   # same points: identity
+        True
     """
     if points_src.shape != points_dst.shape or points_src.dim() != 3 or points_src.shape[-1] != 2:
         raise ValueError(f"tps_warp: control points must both be B,K,2; got {tuple(points_src.shape)} "

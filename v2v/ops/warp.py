@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._check import check_shape
 from .grid import make_grid
 
 __all__ = ["flow_to_grid", "sample", "warp"]
@@ -48,7 +49,21 @@ def flow_to_grid(flow: torch.Tensor, align_corners: bool = True) -> torch.Tensor
     """Pixel backward flow ``B,2,H,W`` -> absolute normalized sampling grid ``B,H,W,2`` (x, y).
 
     ``grid[b, i, j] = pixel_to_norm((j, i) + flow[b, :, i, j])`` for the given ``align_corners``.
+
+    Args:
+        flow: ``B,2,H,W`` backward flow in pixels (x first).
+        align_corners: the normalized-grid convention of the result.
+
+    Returns:
+        ``B,H,W,2`` absolute sampling positions in [-1, 1] (outside for out-of-image samples).
+
+    Example:
+        >>> flow_to_grid(torch.zeros(1, 2, 3, 3))[0, 1]
+        tensor([[-1.,  0.],
+                [ 0.,  0.],
+                [ 1.,  0.]])
     """
+    check_shape(flow, "B,2,H,W", "flow_to_grid: flow")
     _, _, h, w = flow.shape
     base = make_grid(h, w, align_corners=align_corners, device=flow.device, dtype=flow.dtype)
     if align_corners:
@@ -153,6 +168,12 @@ def warp(
     Returns:
         ``B,C,H,W`` warped image, same dtype as ``image``. Pixels whose flow is exactly (0, 0)
         equal the input exactly with either backend.
+
+    Example:
+        >>> img = torch.arange(16.).view(1, 1, 4, 4)
+        >>> flow = torch.zeros(1, 2, 4, 4); flow[:, 0] = 1.0   # sample one pixel to the right
+        >>> warp(img, flow)[0, 0, 0]
+        tensor([1., 2., 3., 3.])
     """
     _check(image, flow, padding_mode, mode)
     if backend not in ("grid_sample", "gather"):
@@ -185,8 +206,22 @@ def sample(
     """Sample ``image`` (``B,C,H,W``) at normalized positions ``grid_norm`` (``B,h,w,2``, x first).
 
     A thin wrapper over ``F.grid_sample`` (FOMM's deformation uses ``align_corners=True`` and
-    zeros padding, the defaults here). Returns ``B,C,h,w``. The grid is cast to the image dtype.
+    zeros padding, the defaults here). The grid is cast to the image dtype.
+
+    Args:
+        image: ``B,C,H,W`` float tensor.
+        grid_norm: ``B,h,w,2`` sampling positions in [-1, 1], x first.
+        align_corners, padding_mode, mode: as in ``F.grid_sample``.
+
+    Returns:
+        ``B,C,h,w`` sampled values.
+
+    Example:
+        >>> img = torch.arange(4.).view(1, 1, 2, 2)
+        >>> sample(img, torch.tensor([[[[1., -1.]]]]))   # the top-right pixel centre
+        tensor([[[[1.]]]])
     """
+    check_shape(image, "B,C,H,W", "sample: image")
     if grid_norm.dim() != 4 or grid_norm.shape[-1] != 2:
         raise ValueError(f"sample: grid must be B,h,w,2 (normalized, x first), got {tuple(grid_norm.shape)}")
     if padding_mode not in _PADDING:
