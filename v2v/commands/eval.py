@@ -19,13 +19,15 @@ streamed in lock step (constant memory). Metrics:
   frame in natural order, e.g. pose detections run on the generated frames vs the driving
   keypoints): average keypoint distance in pixels over body keypoints detected in both
   (confidence > 0), and the missing-keypoint rate (detected in gt, not in pred).
+* ``acd``: Average Content Distance of each predicted video (MoCoGAN / MoCoGAN-HD): mean pairwise
+  L2 distance between frame embeddings (colour-histogram embedding, :mod:`v2v.metrics.acd`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-METRICS = ("psnr", "ssim", "lpips", "warp", "fid", "akd", "mkr")
+METRICS = ("psnr", "ssim", "lpips", "warp", "fid", "akd", "mkr", "acd")
 
 
 def register(cli) -> None:
@@ -206,6 +208,7 @@ def run_eval(args) -> int:
             vals["warp_gt"] = []
         prev_p = prev_g = None
         n = 0
+        embs = []
         with open_video(pred_path) as rp, open_video(gt_path) as rg:
             ip, ig = iter(rp), iter(rg)
             while args.max_frames is None or n < args.max_frames:
@@ -240,8 +243,16 @@ def run_eval(args) -> int:
                 if "warp" in vals and n >= 1:
                     vals["warp"].append(_warp_one(prev_p, tp, flows, occs, n, flow_dir, device))
                     vals["warp_gt"].append(_warp_one(prev_g, tg, flows, occs, n, flow_dir, device))
+                if "acd" in vals:
+                    from v2v.metrics.acd import frame_embedding
+
+                    embs.append(frame_embedding(tp.cpu())[0])
                 prev_p, prev_g = tp, tg
                 n += 1
+        if "acd" in vals and len(embs) >= 2:
+            e = torch.stack(embs)
+            iu = torch.triu_indices(len(embs), len(embs), 1)
+            vals["acd"] = [float(torch.cdist(e, e)[iu[0], iu[1]].mean())]
         if n == 0:
             raise V2VError(f"{pred_path}: no frames to evaluate")
         results[name] = {"frames": n}
@@ -250,7 +261,7 @@ def run_eval(args) -> int:
             results[name][k] = float(np.mean(v)) if v else None
         per_frame[name] = vals
 
-    keys = [k for k in ("psnr", "ssim", "lpips", "warp", "warp_gt", "akd", "mkr")
+    keys = [k for k in ("psnr", "ssim", "lpips", "warp", "warp_gt", "akd", "mkr", "acd")
             if k in metrics or (k == "warp_gt" and "warp" in metrics)]
     mean = {}
     for k in keys:
