@@ -103,6 +103,20 @@ def load_raft(name: str = "raft_large", path=None, device="cpu") -> torch.nn.Mod
     Weights come from ``v2v.weights.find_weights(name, path)`` (explicit path, ``$V2V_WEIGHTS``
     or the torch hub cache; nothing is downloaded) and are read with
     ``torch.load(weights_only=True)``. A missing file raises V2VError naming the file to download.
+
+    Args:
+        name: ``"raft_large"`` or ``"raft_small"``.
+        path: explicit weights file (optional).
+        device: where the model goes.
+
+    Returns:
+        the RAFT module in eval mode.
+
+    Example:
+        >>> load_raft("raft_tiny")
+        Traceback (most recent call last):
+        ...
+        v2v.errors.V2VError: unknown RAFT model 'raft_tiny'; did you mean 'raft_small'? (valid: raft_large, raft_small)
     """
     from v2v.weights import find_weights
 
@@ -176,6 +190,11 @@ def estimate_flow(a, b, method: str = "dis", **kw) -> torch.Tensor:
     Returns:
         ``B,2,H,W`` float32 flow in pixels (x, y), on the device of ``a`` (CPU for numpy input).
         OpenCV methods run on CPU on 8-bit grayscale; no gradient flows through any method.
+
+    Example:
+        >>> a = torch.rand(1, 3, 32, 32)
+        >>> estimate_flow(a, a).abs().max() < 0.5        # identical frames: (almost) no motion
+        tensor(True)
     """
     if method not in FLOW_METHODS:
         raise V2VError(unknown_key_message("flow method", method, FLOW_METHODS))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._check import check_shape
+
 __all__ = [
     "blur",
     "downsample2d",
@@ -25,7 +27,20 @@ DEFAULT_FIR = (1, 3, 3, 1)
 
 
 def make_kernel(k, device=None, dtype=torch.float32) -> torch.Tensor:
-    """FIR kernel -> normalized 2-D tensor ``(kh, kw)`` summing to 1 (1-D input: outer product)."""
+    """FIR kernel -> normalized 2-D tensor ``(kh, kw)`` summing to 1 (1-D input: outer product).
+
+    Args:
+        k: 1-D taps (e.g. ``[1, 3, 3, 1]``) or a 2-D kernel.
+        device, dtype: of the result.
+
+    Returns:
+        ``(kh, kw)`` kernel summing to 1.
+
+    Example:
+        >>> make_kernel([1, 1])
+        tensor([[0.2500, 0.2500],
+                [0.2500, 0.2500]])
+    """
     k = torch.as_tensor(k, dtype=dtype, device=device)
     if k.dim() == 1:
         k = k[None, :] * k[:, None]
@@ -47,7 +62,21 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0)) -
 
     ``up``/``down`` are ints or ``(x, y)`` pairs. ``x``: ``B,C,H,W``. Output size per axis:
     ``(H * up + p0 + p1 - kh) // down + 1``. The kernel is used as given (not re-normalized).
+
+    Args:
+        x: ``B,C,H,W``.
+        kernel: ``(kh, kw)`` FIR kernel.
+        up, down: integer factors or ``(x, y)`` pairs.
+        pad: ``(p0, p1)`` or ``(px0, px1, py0, py1)`` pixels (negative crops).
+
+    Returns:
+        ``B,C,H',W'`` (sizes above).
+
+    Example:
+        >>> upfirdn2d(torch.ones(1, 1, 4, 4), make_kernel([1, 1]), down=2, pad=(0, 1)).shape
+        torch.Size([1, 1, 2, 2])
     """
+    check_shape(x, "B,C,H,W", "upfirdn2d: x")
     upx, upy = _pair(up)
     dnx, dny = _pair(down)
     if len(pad) == 2:
@@ -77,7 +106,21 @@ def blur(x: torch.Tensor, kernel=DEFAULT_FIR, pad=None, gain: float = 1.0) -> to
     """FIR blur ``B,C,H,W`` -> same size (default pad ``(k//2, (k-1)//2)``, k-1 in total).
 
     ``pad`` overrides the padding (see :func:`upfirdn2d`); ``gain`` multiplies the normalized
-    kernel (StyleGAN2 uses ``up**2`` after a zero-insertion upsampling)."""
+    kernel (StyleGAN2 uses ``up**2`` after a zero-insertion upsampling).
+
+    Args:
+        x: ``B,C,H,W``.
+        kernel: FIR taps.
+        pad: padding override.
+        gain: kernel multiplier.
+
+    Returns:
+        ``B,C,H,W`` (with the default padding).
+
+    Example:
+        >>> blur(torch.ones(1, 1, 6, 6))[0, 0, 2, 2]     # interior of a constant image is kept
+        tensor(1.)
+    """
     k = make_kernel(kernel, device=x.device, dtype=x.dtype) * gain
     if pad is None:
         p = k.shape[0] - 1
@@ -86,14 +129,41 @@ def blur(x: torch.Tensor, kernel=DEFAULT_FIR, pad=None, gain: float = 1.0) -> to
 
 
 def upsample2d(x: torch.Tensor, kernel=DEFAULT_FIR, factor: int = 2) -> torch.Tensor:
-    """FIR upsampling ``B,C,H,W -> B,C,H*f,W*f`` (StyleGAN2 ``Upsample``; kernel gain ``f**2``)."""
+    """FIR upsampling ``B,C,H,W -> B,C,H*f,W*f`` (StyleGAN2 ``Upsample``; kernel gain ``f**2``).
+
+    Args:
+        x: ``B,C,H,W``.
+        kernel: FIR taps.
+        factor: integer upsampling factor.
+
+    Returns:
+        ``B,C,H*f,W*f``.
+
+    Example:
+        >>> upsample2d(torch.ones(1, 1, 4, 4))[0, 0, 3:5, 3:5]
+        tensor([[1., 1.],
+                [1., 1.]])
+    """
     k = make_kernel(kernel, device=x.device, dtype=x.dtype) * (factor**2)
     p = k.shape[0] - factor
     return upfirdn2d(x, k, up=factor, pad=((p + 1) // 2 + factor - 1, p // 2))
 
 
 def downsample2d(x: torch.Tensor, kernel=DEFAULT_FIR, factor: int = 2) -> torch.Tensor:
-    """FIR downsampling ``B,C,H,W -> B,C,H/f,W/f`` (StyleGAN2 ``Downsample``)."""
+    """FIR downsampling ``B,C,H,W -> B,C,H/f,W/f`` (StyleGAN2 ``Downsample``).
+
+    Args:
+        x: ``B,C,H,W``.
+        kernel: FIR taps.
+        factor: integer downsampling factor.
+
+    Returns:
+        ``B,C,H/f,W/f``.
+
+    Example:
+        >>> downsample2d(torch.ones(1, 1, 8, 8)).shape
+        torch.Size([1, 1, 4, 4])
+    """
     k = make_kernel(kernel, device=x.device, dtype=x.dtype)
     p = k.shape[0] - factor
     return upfirdn2d(x, k, down=factor, pad=((p + 1) // 2, p // 2))
@@ -126,7 +196,14 @@ def modulated_conv2d(
 
     Returns:
         ``B,Cout,H',W'``. No bias / noise / activation (those belong to the layer).
+
+    Example:
+        >>> x, w = torch.rand(2, 4, 8, 8), torch.randn(6, 4, 3, 3)
+        >>> modulated_conv2d(x, w, torch.ones(2, 4)).shape, modulated_conv2d(x, w, torch.ones(2, 4), up=2).shape
+        (torch.Size([2, 6, 8, 8]), torch.Size([2, 6, 16, 16]))
     """
+    check_shape(x, "B,C,H,W", "modulated_conv2d: x")
+    check_shape(style, "B,C", "modulated_conv2d: style")
     b, cin, h, w = x.shape
     cout, _, kh, kw = weight.shape
     wt = weight.unsqueeze(0) * style.view(b, 1, cin, 1, 1).to(weight.dtype)

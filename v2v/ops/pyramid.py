@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._check import check_shape
+
 __all__ = [
     "AntiAliasDownsample",
     "antialias_downsample",
@@ -25,6 +27,18 @@ def gaussian_kernel2d(kernel_size: int, sigma: float, dtype=torch.float32, devic
 
     Taps are at ``arange(k)`` with mean ``m = (k-1)/2``; the kernel sums to 1. Computed exactly
     as FOMM's ``AntiAliasInterpolation2d`` does (float32 arithmetic by default).
+
+    Args:
+        kernel_size: k (>= 1).
+        sigma: standard deviation in pixels.
+        dtype, device: of the result.
+
+    Returns:
+        ``(k, k)`` kernel summing to 1.
+
+    Example:
+        >>> round(gaussian_kernel2d(3, 1.0).sum().item(), 6)
+        1.0
     """
     k = int(kernel_size)
     if k < 1:
@@ -45,7 +59,19 @@ def antialias_params(scale: float):
 
     ``sigma = (1/scale - 1)/2``, ``kernel_size = 2*round(4*sigma) + 1``, ``ka = k//2``,
     ``kb = ka - 1`` if k is even else ``ka``, ``stride = int(1/scale)``.
+
+    Args:
+        scale: downsampling factor in (0, 1).
+
+    Returns:
+        ``(sigma, kernel_size, ka, kb, stride)``.
+
+    Example:
+        >>> antialias_params(0.25)
+        (1.5, 13, 6, 6, 4)
     """
+    if not 0 < scale < 1:
+        raise ValueError(f"antialias_params: scale must be in (0, 1), got {scale}")
     sigma = (1 / scale - 1) / 2
     kernel_size = 2 * round(sigma * 4) + 1
     ka = kernel_size // 2
@@ -72,7 +98,19 @@ def antialias_downsample(x: torch.Tensor, scale: float) -> torch.Tensor:
     ``x``: ``B,C,H,W``. Returns ``B,C,ceil(H*scale),ceil(W*scale)`` for ``1/scale`` integer;
     identity (same tensor) when ``scale == 1``. Bit-compatible with the official module
     (zero padding darkens the border; the interior of a constant image stays constant).
+
+    Args:
+        x: ``B,C,H,W`` float.
+        scale: in (0, 1], ``1/scale`` an integer.
+
+    Returns:
+        ``B,C,ceil(H*scale),ceil(W*scale)``.
+
+    Example:
+        >>> antialias_downsample(torch.ones(1, 3, 64, 64), 0.25).shape
+        torch.Size([1, 3, 16, 16])
     """
+    check_shape(x, "B,C,H,W", "antialias_downsample: x")
     if scale == 1.0:
         return x
     if not 0 < scale < 1:
@@ -86,6 +124,14 @@ class AntiAliasDownsample(nn.Module):
 
     The kernel is a buffer named ``weight`` of shape ``(C, 1, k, k)`` (official FOMM checkpoints
     store it under ``...down.weight``), so official state dicts load directly.
+
+    Args:
+        channels: C of the input.
+        scale: in (0, 1].
+
+    Example:
+        >>> AntiAliasDownsample(3, 0.5)(torch.rand(2, 3, 8, 8)).shape
+        torch.Size([2, 3, 4, 4])
     """
 
     def __init__(self, channels: int, scale: float):
@@ -115,8 +161,18 @@ class AntiAliasDownsample(nn.Module):
 def image_pyramid(x: torch.Tensor, scales) -> dict:
     """``{scale: antialias_downsample(x, scale)}`` for each scale (FOMM's ImagePyramide).
 
-    ``x``: ``B,C,H,W``. Keys are the float scales as given (1 gives ``x`` itself).
+    Args:
+        x: ``B,C,H,W``.
+        scales: iterable of scales in (0, 1].
+
+    Returns:
+        dict keyed by the float scales as given (1 gives ``x`` itself).
+
+    Example:
+        >>> {k: v.shape[-1] for k, v in image_pyramid(torch.rand(1, 3, 8, 8), [1, 0.5]).items()}
+        {1.0: 8, 0.5: 4}
     """
+    check_shape(x, "B,C,H,W", "image_pyramid: x")
     return {float(s): antialias_downsample(x, float(s)) for s in scales}
 
 
@@ -128,8 +184,20 @@ def gaussian_pyramid(x: torch.Tensor, levels: int) -> list:
 
     Each step blurs with the separable 5-tap binomial kernel ``[1,4,6,4,1]/16`` (reflect
     padding, as OpenCV's ``pyrDown``) and keeps every second pixel: ``H -> ceil(H/2)``.
-    ``x``: ``B,C,H,W``. Levels stop early if a side would drop below 1 pixel.
+    Levels stop early if a side would drop below 1 pixel.
+
+    Args:
+        x: ``B,C,H,W``.
+        levels: number of entries wanted (>= 1).
+
+    Returns:
+        list of ``B,C,H_l,W_l`` tensors, finest first.
+
+    Example:
+        >>> [t.shape[-1] for t in gaussian_pyramid(torch.rand(1, 1, 9, 9), 3)]
+        [9, 5, 3]
     """
+    check_shape(x, "B,C,H,W", "gaussian_pyramid: x")
     if levels < 1:
         raise ValueError(f"gaussian_pyramid: levels must be >= 1, got {levels}")
     k1 = torch.tensor(_BINOMIAL5, dtype=x.dtype, device=x.device) / 16.0
