@@ -315,3 +315,58 @@ def run_parity(fixture_dir: str, checkpoint: str | None = None, config: str | No
             if k not in done:
                 rep.missing(f"{name}/{k}", "not produced by the runner")
     return rep
+
+
+# ----------------------------------------------------------------------------------------------
+# stage 1: official pix2pixHD generators
+# ----------------------------------------------------------------------------------------------
+def first_frame_config_from_pix2pixhd(opts: dict):
+    """Official pix2pixHD options -> :class:`v2v.models.img2vid.FirstFrameConfig`."""
+    from v2v.models.img2vid import FirstFrameConfig
+
+    if int(opts.get("label_nc", 35)) == 0:
+        raise V2VError("pix2pixHD option label_nc=0 (RGB input) is not supported for the first frame")
+    if opts.get("instance_feat") or opts.get("label_feat") or int(opts.get("feat_num", 0) or 0) and opts.get(
+            "load_features"):
+        raise V2VError("pix2pixHD encoded features (instance_feat / label_feat) are not supported")
+    netG = str(opts.get("netG", "global"))
+    return FirstFrameConfig(label_nc=int(opts.get("label_nc", 35)), use_instance=not bool(opts.get("no_instance")),
+                            netG=netG, ngf=int(opts.get("ngf", 64)),
+                            n_downsample_global=int(opts.get("n_downsample_global", 4)),
+                            n_blocks_global=int(opts.get("n_blocks_global", 9)),
+                            n_local_enhancers=int(opts.get("n_local_enhancers", 1)),
+                            n_blocks_local=int(opts.get("n_blocks_local", 3)), norm=str(opts.get("norm", "instance")))
+
+
+def load_first_frame_generator(checkpoint: str, options: str | None = None):
+    """Stage-1 generator from an official pix2pixHD ``latest_net_G.pth`` (+ its ``opt.txt``, default: the
+    one beside the checkpoint) or a v2v safetensors written by :func:`save_first_frame_generator`."""
+    from v2v.compat.common import official_state_dict, read_options
+    from v2v.models.img2vid import FirstFrameConfig, FirstFrameGenerator
+    from v2v.weights_io import check_state_dict, read_weights
+
+    if str(checkpoint).endswith(".safetensors"):
+        sd, meta = read_weights(checkpoint)
+        if "first_frame_config" not in meta:
+            raise V2VError(f"{checkpoint}: no 'first_frame_config' metadata (not a v2v first-frame generator)")
+        from v2v.config import from_dict
+
+        cfg = from_dict(FirstFrameConfig, json.loads(meta["first_frame_config"]), prefix="first_frame_config")
+    else:
+        opt_path = options or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "opt.txt")
+        cfg = first_frame_config_from_pix2pixhd(read_options(opt_path, what="pix2pixHD"))
+        sd = {"netG." + k: v for k, v in official_state_dict(checkpoint, "pix2pixHD generator").items()}
+    G = FirstFrameGenerator(cfg)
+    want = G.state_dict()
+    sd = {k: v for k, v in sd.items() if k in want or not k.endswith("num_batches_tracked")}
+    check_state_dict(want, sd, checkpoint)
+    G.load_state_dict(sd)
+    return G.eval()
+
+
+def save_first_frame_generator(G, path: str) -> None:
+    """Write a stage-1 generator as v2v safetensors (config in the metadata)."""
+    from v2v.config import to_dict
+    from v2v.weights_io import save_weights
+
+    save_weights(G, path, {"first_frame_config": to_dict(G.cfg)})

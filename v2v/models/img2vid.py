@@ -34,7 +34,7 @@ from v2v.nn.seg2vid import ConvBNLReLU, ConvLReLU, GateConv3d, MotionNet, Refine
 from v2v.ops.norm_flow_warp import norm_flow_warp
 from v2v.registry import register_system
 
-__all__ = ["CITYSCAPES_TRAIN_IDS", "FlowVAE", "Img2VidDataConfig", "Img2VidLosses", "Img2VidModelConfig",
+__all__ = ["CITYSCAPES_TRAIN_IDS", "FirstFrameConfig", "FirstFrameGenerator", "FlowVAE", "Img2VidDataConfig", "Img2VidLosses", "Img2VidModelConfig",
            "Img2VidSystem", "LabelGrouping", "check_size", "nearest_valid_size"]
 
 
@@ -421,6 +421,58 @@ def build_vgg(cfg: Img2VidModelConfig, weights=None):
         else:
             weights = cfg.vgg_weights
     return VGG19Features(MY_VGG_LAYERS, weights=weights, normalize="imagenet", widths=cfg.vgg_widths, pool="avg")
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage 1: label map -> first frame (the shared pix2pixHD generator)
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class FirstFrameConfig:
+    """pix2pixHD generator options (official names; defaults: the official Cityscapes model)."""
+
+    label_nc: int = 35                    # one-hot label channels (Cityscapes full labelIds)
+    use_instance: bool = True             # + instance-edge channel (official: not no_instance)
+    netG: str = "global"                  # global | local
+    ngf: int = 64
+    n_downsample_global: int = 4
+    n_blocks_global: int = 9
+    n_local_enhancers: int = 1
+    n_blocks_local: int = 3
+    norm: str = "instance"
+
+
+class FirstFrameGenerator(nn.Module):
+    """Stage 1: :class:`v2v.nn.pix2pixhd.GlobalGenerator` / ``LocalEnhancer`` as ``netG``.
+
+    ``forward(labels B,H,W, instances B,H,W | None)`` -> ``B,3,H,W`` in [0,1] (one-hot labels plus
+    the pix2pixHD instance-edge channel; without instance maps the label map serves as one).
+    """
+
+    def __init__(self, cfg: FirstFrameConfig):
+        super().__init__()
+        from v2v.nn.pix2pixhd import GlobalGenerator, LocalEnhancer
+
+        self.cfg = cfg
+        cin = cfg.label_nc + (1 if cfg.use_instance else 0)
+        if cfg.netG == "global":
+            self.netG = GlobalGenerator(cin, 3, cfg.ngf, cfg.n_downsample_global, cfg.n_blocks_global, cfg.norm)
+        elif cfg.netG == "local":
+            self.netG = LocalEnhancer(cin, 3, cfg.ngf, cfg.n_downsample_global, cfg.n_blocks_global,
+                                      cfg.n_local_enhancers, cfg.n_blocks_local, cfg.norm)
+        else:
+            raise V2VError(f"first-frame generator netG must be 'global' or 'local', got '{cfg.netG}'")
+
+    @torch.no_grad()
+    def forward(self, labels: torch.Tensor, instances: torch.Tensor | None = None) -> torch.Tensor:
+        from v2v.ops.labels import instance_edges
+
+        lab = labels.long()
+        if int(lab.min()) < 0 or int(lab.max()) >= self.cfg.label_nc:
+            raise V2VError(f"first-frame generator: label id {int(lab.max())} outside 0..{self.cfg.label_nc - 1}")
+        x = F.one_hot(lab, self.cfg.label_nc).permute(0, 3, 1, 2).float()
+        if self.cfg.use_instance:
+            x = torch.cat([x, instance_edges(lab if instances is None else instances)], 1)
+        return ((self.netG(x) + 1) / 2).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------------------------
