@@ -16,7 +16,19 @@ __all__ = ["SelfAttention2d"]
 
 
 class SelfAttention2d(nn.Module):
-    """SAGAN self-attention; see the module docstring. ``reduction`` = C // (query channels)."""
+    """SAGAN self-attention (Zhang et al. 2019, eq. 1-3); see the module docstring.
+
+    Args:
+        channels: C of the ``B,C,H,W`` input.
+        reduction: C // (query/key channels), 8 in SAGAN.
+        spectral: spectral-normalize the three 1x1 convs.
+
+    Example:
+        >>> att = SelfAttention2d(16)
+        >>> x = torch.rand(2, 16, 4, 4)
+        >>> torch.equal(att(x), x)       # gamma starts at 0: the identity
+        True
+    """
 
     def __init__(self, channels: int, reduction: int = 8, spectral: bool = False):
         super().__init__()
@@ -32,6 +44,9 @@ class SelfAttention2d(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``B,C,H,W`` -> ``B,C,H,W``."""
+        if x.dim() != 4:
+            raise ValueError(f"SelfAttention2d: expected B,C,H,W, got {tuple(x.shape)}")
         b, c, h, w = x.shape
         q = self.query(x).flatten(2)  # B, C', N
         k = self.key(x).flatten(2)    # B, C', N

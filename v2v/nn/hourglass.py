@@ -23,7 +23,16 @@ __all__ = ["Decoder", "DownBlock2d", "Encoder", "Hourglass", "ResBlock2d", "Same
 
 
 class SameBlock2d(nn.Module):
-    """conv(kernel_size, padding) -> BatchNorm2d -> ReLU; ``B,Cin,H,W -> B,Cout,H,W``."""
+    """conv(kernel_size, padding) -> BatchNorm2d -> ReLU; ``B,Cin,H,W -> B,Cout,H,W``.
+
+    Args:
+        in_channels, out_channels: Cin, Cout.
+        kernel_size, padding: of the conv.
+
+    Example:
+        >>> SameBlock2d(3, 8, kernel_size=7, padding=3)(torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 8, 16, 16])
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
         super().__init__()
@@ -35,7 +44,16 @@ class SameBlock2d(nn.Module):
 
 
 class DownBlock2d(nn.Module):
-    """conv -> BatchNorm2d -> ReLU -> AvgPool2d(2); halves H and W."""
+    """conv -> BatchNorm2d -> ReLU -> AvgPool2d(2); halves H and W.
+
+    Args:
+        in_channels, out_channels: Cin, Cout.
+        kernel_size, padding: of the conv.
+
+    Example:
+        >>> DownBlock2d(3, 8)(torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 8, 8, 8])
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
         super().__init__()
@@ -47,7 +65,16 @@ class DownBlock2d(nn.Module):
 
 
 class UpBlock2d(nn.Module):
-    """nearest x2 upsample (index floor(dst/2)) -> conv -> BatchNorm2d -> ReLU; doubles H and W."""
+    """nearest x2 upsample (index floor(dst/2)) -> conv -> BatchNorm2d -> ReLU; doubles H and W.
+
+    Args:
+        in_channels, out_channels: Cin, Cout.
+        kernel_size, padding: of the conv.
+
+    Example:
+        >>> UpBlock2d(8, 4)(torch.rand(1, 8, 4, 4)).shape
+        torch.Size([1, 4, 8, 8])
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
         super().__init__()
@@ -60,7 +87,16 @@ class UpBlock2d(nn.Module):
 
 
 class ResBlock2d(nn.Module):
-    """Pre-activation residual block keeping channels and resolution."""
+    """Pre-activation residual block keeping channels and resolution.
+
+    Args:
+        channels: C of ``B,C,H,W``.
+        kernel_size, padding: of both convs.
+
+    Example:
+        >>> ResBlock2d(8)(torch.rand(1, 8, 4, 4)).shape
+        torch.Size([1, 8, 4, 4])
+    """
 
     def __init__(self, channels: int, kernel_size: int = 3, padding: int = 1):
         super().__init__()
@@ -83,6 +119,16 @@ class Encoder(nn.Module):
     """``num_blocks`` DownBlock2d; block i maps width(i) -> width(i+1), width(0) = in_features.
 
     ``forward`` returns the list ``[x, out_0, ..., out_{n-1}]`` (input first) for the decoder's skips.
+
+    Args:
+        block_expansion: width multiplier; width(i) = min(max_features, block_expansion * 2**i).
+        in_features: channels of the input.
+        num_blocks: number of DownBlock2d.
+        max_features: width cap.
+
+    Example:
+        >>> [t.shape[1] for t in Encoder(8, 3, num_blocks=2)(torch.rand(1, 3, 8, 8))]
+        [3, 16, 32]
     """
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256):
@@ -101,7 +147,16 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """UpBlock2d stack mirroring :class:`Encoder`; concatenates each skip after every block."""
+    """UpBlock2d stack mirroring :class:`Encoder`; concatenates each skip after every block.
+
+    Args: as :class:`Encoder`. ``forward`` takes the encoder's list and returns
+    ``B,block_expansion+in_features,H,W``.
+
+    Example:
+        >>> enc, dec = Encoder(8, 3, num_blocks=2), Decoder(8, 3, num_blocks=2)
+        >>> dec(enc(torch.rand(1, 3, 8, 8))).shape
+        torch.Size([1, 11, 8, 8])
+    """
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256):
         super().__init__()
@@ -123,7 +178,15 @@ class Decoder(nn.Module):
 
 
 class Hourglass(nn.Module):
-    """U-Net: ``B,in_features,H,W -> B,block_expansion+in_features,H,W`` (see module docstring)."""
+    """U-Net: ``B,in_features,H,W -> B,block_expansion+in_features,H,W`` (see module docstring).
+
+    Args: as :class:`Encoder`; H and W must be divisible by ``2**num_blocks``.
+
+    Example:
+        >>> hg = Hourglass(8, 3, num_blocks=2)
+        >>> hg(torch.rand(1, 3, 8, 8)).shape[1] == hg.out_channels == 11
+        True
+    """
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256):
         super().__init__()

@@ -36,7 +36,18 @@ NORM_NAMES = tuple(sorted(_ALIASES))
 
 
 def canonical_norm_name(name: str | None) -> str:
-    """Map an accepted norm name (or alias) to one of ``instance, instance_affine, batch, none``."""
+    """Map an accepted norm name (or alias) to one of ``instance, instance_affine, batch, none``.
+
+    Args:
+        name: a name or alias (case-insensitive), or None.
+
+    Returns:
+        the canonical name.
+
+    Example:
+        >>> canonical_norm_name("sync_batch"), canonical_norm_name(None)
+        ('batch', 'none')
+    """
     if name is None:
         return "none"
     key = str(name).lower()
@@ -58,6 +69,13 @@ def get_norm_layer(name: str | None, channels: int, dim: int = 2, *,
         track_running_stats: ``None`` keeps the torch default of each type (False for
             instance norm, True for batch norm).
         eps, momentum: passed through.
+
+    Returns:
+        the module (``nn.Identity`` for ``none``).
+
+    Example:
+        >>> type(get_norm_layer("instance", 8)).__name__, type(get_norm_layer("none", 8)).__name__
+        ('InstanceNorm2d', 'Identity')
     """
     kind = canonical_norm_name(name)
     if kind == "none":

@@ -91,6 +91,10 @@ class PatchDiscriminator(nn.Module):
         kernel_size: 4 in the official code; padding is ``ceil((k-1)/2)``.
 
     Parameter layout: ``blocks.{j}.conv.*``, ``blocks.{j}.norm.*`` (see module docstring).
+
+    Example:
+        >>> PatchDiscriminator(3, ndf=8)(torch.rand(1, 3, 32, 32)).shape
+        torch.Size([1, 1, 7, 7])
     """
 
     def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str | None = "instance",
@@ -152,6 +156,11 @@ class MultiscalePatchDiscriminator(nn.Module):
 
     Args: as :class:`PatchDiscriminator`, plus ``num_D`` (number of scales).
     Parameter layout: ``scales.{s}.blocks.{j}.conv.*`` / ``.norm.*``.
+
+    Example:
+        >>> out = MultiscalePatchDiscriminator(3, ndf=8, num_D=2)(torch.rand(1, 3, 32, 32))
+        >>> [o[-1].shape[-1] for o in out]
+        [7, 5]
     """
 
     def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str | None = "instance",

@@ -29,7 +29,17 @@ __all__ = ["ConvGRU", "ConvGRUCell", "ConvLSTMCell", "run_sequence"]
 
 
 class ConvGRUCell(nn.Module):
-    """Convolutional GRU cell; see the module docstring. ``init="orthogonal"`` as DVD-GAN."""
+    """Convolutional GRU cell; see the module docstring. ``init="orthogonal"`` as DVD-GAN.
+
+    Args:
+        input_channels, hidden_channels: Cin and Ch.
+        kernel_size: of the three gate convs (padding k // 2).
+        init: ``"orthogonal"`` (DVD-GAN) or ``"default"`` (torch's).
+
+    Example:
+        >>> ConvGRUCell(3, 8)(torch.rand(2, 3, 4, 4), None).shape
+        torch.Size([2, 8, 4, 4])
+    """
 
     def __init__(self, input_channels: int, hidden_channels: int, kernel_size: int = 3, init: str = "orthogonal"):
         super().__init__()
@@ -59,7 +69,18 @@ class ConvGRUCell(nn.Module):
 
 
 class ConvLSTMCell(nn.Module):
-    """Convolutional LSTM cell; see the module docstring. ``forget_bias`` is added to f's bias."""
+    """Convolutional LSTM cell; see the module docstring. ``forget_bias`` is added to f's bias.
+
+    Args:
+        input_channels, hidden_channels: Cin and Ch.
+        kernel_size: of the gate conv.
+        forget_bias: added to the forget gate's bias at init.
+
+    Example:
+        >>> h, c = ConvLSTMCell(3, 8)(torch.rand(2, 3, 4, 4), None)
+        >>> h.shape, c.shape
+        (torch.Size([2, 8, 4, 4]), torch.Size([2, 8, 4, 4]))
+    """
 
     def __init__(self, input_channels: int, hidden_channels: int, kernel_size: int = 3, forget_bias: float = 0.0):
         super().__init__()
@@ -88,6 +109,17 @@ class ConvGRU(nn.Module):
 
     ``forward(x, hidden)``: ``x: B,Cin,H,W``; ``hidden`` a list (one ``B,Ch_j,H,W`` per layer,
     None entries = zeros) or None. Returns the list of new states; the last is the output.
+
+    Args:
+        input_channels: Cin.
+        hidden_channels: one width for every layer, or a list.
+        kernel_sizes: one size, or a list.
+        n_layers: number of stacked cells.
+        init: as :class:`ConvGRUCell`.
+
+    Example:
+        >>> [h.shape[1] for h in ConvGRU(3, [8, 4], n_layers=2)(torch.rand(1, 3, 4, 4))]
+        [8, 4]
     """
 
     def __init__(self, input_channels: int, hidden_channels: int | Sequence[int], kernel_sizes: int | Sequence[int] = 3,
@@ -115,7 +147,22 @@ def run_sequence(cell: nn.Module, x: torch.Tensor, state=None):
 
     Works for :class:`ConvGRUCell` (state = h), :class:`ConvLSTMCell` (state = (h, c)) and
     :class:`ConvGRU` (state = list; the output is the last layer's state).
+
+    Args:
+        cell: a recurrent cell or stack.
+        x: ``B,T,C,H,W``.
+        state: initial state (None = zeros).
+
+    Returns:
+        ``(outputs B,T,Ch,H,W, final state)``.
+
+    Example:
+        >>> out, h = run_sequence(ConvGRUCell(3, 8), torch.rand(2, 5, 3, 4, 4))
+        >>> out.shape
+        torch.Size([2, 5, 8, 4, 4])
     """
+    if x.dim() != 5:
+        raise ValueError(f"run_sequence: x must be B,T,C,H,W, got {tuple(x.shape)}")
     outs = []
     for t in range(x.shape[1]):
         state = cell(x[:, t], state)

@@ -33,7 +33,20 @@ __all__ = ["ResBlock", "ResnetBlock", "get_activation"]
 
 
 def get_activation(name: str | None, negative_slope: float = 0.2) -> nn.Module:
-    """``relu``, ``lrelu``/``leaky_relu`` (slope 0.2), ``tanh``, ``sigmoid``, ``gelu``, ``silu``, ``none``."""
+    """Activation module by name.
+
+    Args:
+        name: ``relu``, ``lrelu``/``leaky_relu``, ``tanh``, ``sigmoid``, ``gelu``, ``silu``,
+            ``none`` (or None).
+        negative_slope: for leaky ReLU (0.2).
+
+    Returns:
+        the module.
+
+    Example:
+        >>> get_activation("lrelu")
+        LeakyReLU(negative_slope=0.2)
+    """
     key = (name or "none").lower()
     if key == "relu":
         return nn.ReLU()
@@ -61,6 +74,12 @@ class ResBlock(nn.Module):
         learnable_sc: 1x1 conv on the shortcut; default when channels change or resampling.
         first: "optimized" first block (no pre-activation; shortcut pools before the 1x1 conv).
         down_time: in 3-D, also pool over time when downsampling.
+
+    Example:
+        >>> ResBlock(8, 16, resample="down")(torch.rand(1, 8, 8, 8)).shape
+        torch.Size([1, 16, 4, 4])
+        >>> ResBlock(4, 4, resample="down", dim=3)(torch.rand(1, 4, 4, 8, 8)).shape
+        torch.Size([1, 4, 2, 4, 4])
     """
 
     def __init__(self, in_channels: int, out_channels: int | None = None, resample: str | None = None,
@@ -129,6 +148,17 @@ class ResnetBlock(nn.Module):
 
     ``x + norm1(conv1(pad(act(norm0(conv0(pad(x)))))))`` with 3x3 convs, ``padding`` one of
     ``reflect`` (default), ``replicate``, ``zero``. Input ``B,C,H,W``.
+
+    Args:
+        channels: C.
+        norm: norm layer name.
+        act: activation name.
+        padding: ``reflect``, ``replicate`` or ``zero``.
+        dropout: dropout probability between the convs.
+
+    Example:
+        >>> ResnetBlock(8)(torch.rand(1, 8, 6, 6)).shape
+        torch.Size([1, 8, 6, 6])
     """
 
     def __init__(self, channels: int, norm: str | None = "instance", act: str = "relu",
