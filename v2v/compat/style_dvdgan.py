@@ -8,11 +8,11 @@ Key mapping (:func:`checkpoint_filter_fn`):
 
 - the repo's ``SpectralNorm`` wrapper ``<p>.module.weight_bar/_u/_v`` + ``<p>.module.bias`` ->
   our parametrization ``<p>.parametrizations.weight.original/0._u/0._v`` + ``<p>.bias``;
-- netG keeps its names under ``generator.`` (our generator mirrors the official module tree);
-  the constant FIR kernels ``conv.<l>.0.conv.blur.kernel`` are dropped (checked, not stored);
-- netDs: ``pre_conv.0/.2``, ``pre_skip`` -> ``d_spatial.blocks.0.conv0/conv1/conv_sc``,
+- netG keeps its names under ``generator.`` (our generator mirrors the official module tree,
+  StyleGAN2 layers from :mod:`v2v.nn.stylegan2` in the rosinality layout);
+- netDs: ``pre_conv.0/.2``, ``pre_skip`` -> ``disc_spatial.blocks.0.conv0/conv1/conv_sc``,
   ``conv1`` -> ``blocks.1``, ``attn.{query,key,value}_conv`` -> ``blocks.2.{query,key,value}``,
-  ``conv2.i`` -> ``blocks.{3+i}``; netDt: ``pre_conv``/``pre_skip`` -> ``d_temporal.blocks3d.0``,
+  ``conv2.i`` -> ``blocks.{3+i}``; netDt: ``pre_conv``/``pre_skip`` -> ``disc_temporal.blocks3d.0``,
   ``res3d`` -> ``blocks3d.1``, ``self_attn`` -> ``blocks.0``, ``conv.i`` -> ``blocks.{1+i}``.
 
 :func:`run_parity` replays ``cases.npz`` of a fixture folder (see its README): generator
@@ -37,7 +37,7 @@ from v2v.nn.spectral_norm import convert_legacy_spectral_norm
 __all__ = ["checkpoint_filter_fn", "config_from_official", "detect", "load_official", "read_official",
            "read_options", "run_parity"]
 
-NETS = {"netG": "generator.", "netDs": "d_spatial.", "netDt": "d_temporal."}
+NETS = {"netG": "generator.", "netDs": "disc_spatial.", "netDt": "disc_temporal."}
 OPTION_FILES = ("opt.txt", "options.json", "train_opt.txt")
 
 
@@ -96,6 +96,8 @@ def _find_options(checkpoint: str | os.PathLike, config) -> Path | None:
 # ---- the contract --------------------------------------------------------------------------------
 def detect(checkpoint: str, config: str | None = None) -> bool:
     """Official style2 files: ``*_netG.pth`` with an option file saying ``generator: style2``."""
+    if Path(checkpoint).is_dir():
+        checkpoint = Path(checkpoint) / "latest_netG.pth"
     if not str(checkpoint).endswith(".pth") or "_net" not in Path(checkpoint).name:
         return False
     opt = _find_options(checkpoint, config)
@@ -185,8 +187,6 @@ def _rename(key: str, table, shift_pat: str, shift: int) -> str:
 
 def checkpoint_filter_fn(state_dict: dict, cfg=None) -> dict[str, torch.Tensor]:
     """Official keys (``netG.``/``netDs.``/``netDt.`` prefixed, or bare netG keys) -> ours (module docstring)."""
-    from v2v.ops.modconv import make_kernel
-
     out = {}
     for k, v in state_dict.items():
         net, _, rest = k.partition(".")
@@ -195,10 +195,6 @@ def checkpoint_filter_fn(state_dict: dict, cfg=None) -> dict[str, torch.Tensor]:
         rest = rest.replace(".module.", ".")
         if rest.startswith("module."):
             rest = rest[len("module."):]
-        if net == "netG" and rest.endswith(".conv.blur.kernel"):
-            if v.shape != (4, 4) or not torch.allclose(v.float(), make_kernel((1, 3, 3, 1)) * 4):
-                raise V2VError(f"netG: {rest} is not StyleGAN2's [1,3,3,1] upsampling kernel")
-            continue
         if net == "netDs":
             rest = _rename(rest, _DS, r"^conv2\.(\d+)\.", 3)
         elif net == "netDt":
@@ -240,7 +236,7 @@ def run_parity(fixture_dir: str, atol: float = 1e-4, modconv: str = "grouped", *
     system, cfg = load_official(fx / "latest_netG.pth", None, discriminators=True, modconv=modconv)
     system.train()
     fresh = {k: v.clone() for k, v in system.state_dict().items()}
-    g, ds, dt = system.generator, system.d_spatial, system.d_temporal
+    g, ds, dt = system.generator, system.disc_spatial, system.disc_temporal
 
     def t(name):
         return torch.from_numpy(cases[name])

@@ -42,11 +42,11 @@ from v2v.models.base import System
 from v2v.nn.recurrent import ConvGRU
 from v2v.nn.resblocks import ResBlock
 from v2v.nn.spectral_norm import spectral_norm
-from v2v.nn.styled_conv import ConstantInput, StyledConv, ToRGB
+from v2v.nn.stylegan2 import ConstantInput, FusedLeakyReLU, ModulatedConv2d, ToRGB
 from v2v.nn.video_discriminators import DVDSpatialDiscriminator, DVDTemporalDiscriminator, sample_frames
 from v2v.registry import register_system
 
-__all__ = ["StyleDVDGANConfig", "StyleDVDGANDataConfig", "StyleDVDGANSystem", "StyleDVDGenerator",
+__all__ = ["StyleDVDGANConfig", "StyleDVDGANDataConfig", "StyleDVDGANSystem", "StyleDVDGenerator", "StyledConv",
            "pyramid_geometry", "spatial_stack"]
 
 CH_MULTS = (8, 8, 8, 8, 8, 8, 4, 2, 1)
@@ -127,6 +127,19 @@ def spatial_stack(video: torch.Tensor, indices, cond: torch.Tensor | None) -> to
     return torch.cat([cond.unsqueeze(0).expand(frames.shape[0], -1, -1, -1, -1), frames], 2)
 
 
+class StyledConv(nn.Module):
+    """StyleGAN2 StyledConv as the official DvdStyle2 builds it: no noise injection (no noise weight).
+    Keys ``conv.*`` (:class:`v2v.nn.stylegan2.ModulatedConv2d`) and ``activate.bias``."""
+
+    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = False, fused: bool = False):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, 3, style_dim, True, upsample, fused=fused)
+        self.activate = FusedLeakyReLU(out_ch)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.conv(x, style))
+
+
 class StyleDVDGenerator(nn.Module):
     """The style2 generator (module docstring, steps 1-6). ``forward(image, frames)``:
     ``image: B,C,H,W`` in [0,1] -> video ``B,frames,3,H,W`` in [0,1]."""
@@ -160,10 +173,10 @@ class StyleDVDGenerator(nn.Module):
             str(lv): ConvGRU(m[lv] * ch, [m[lv] * ch] * gru_layers, kernels, gru_layers)
             for lv in range(depth) if lv % up_blocks_per_rnn == 0})
         self.conv = nn.ModuleList(
-            nn.ModuleList([StyledConv(m[lv] * ch, m[lv] * ch, 3, style_dim, upsample=True, fused=fused),
-                           StyledConv(m[lv] * ch, m[lv + 1] * ch, 3, style_dim, fused=fused)])
+            nn.ModuleList([StyledConv(m[lv] * ch, m[lv] * ch, style_dim, upsample=True, fused=fused),
+                           StyledConv(m[lv] * ch, m[lv + 1] * ch, style_dim, fused=fused)])
             for lv in range(depth))
-        self.colorize = ToRGB(ch, style_dim, 3, fused=fused)
+        self.colorize = ToRGB(ch, style_dim, upsample=False, fused=fused)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Step 2: encoder outputs, deepest first (``F[l]`` has the shape of level l's input)."""
@@ -229,12 +242,12 @@ class StyleDVDGANSystem(System):
         self.generator = StyleDVDGenerator(
             cfg.resolution, cfg.frames, cfg.input_nc, cfg.ch_g, cfg.start_fp, cfg.max_fp, cfg.up_blocks_per_rnn,
             cfg.gru_layers, cfg.style_dim, cfg.modconv)
-        self.d_spatial = self.d_temporal = None
+        self.disc_spatial = self.disc_temporal = None
         if not inference:
             self._check_training_geometry(cfg)
             ds_in = 3 + cfg.input_nc if cfg.conditional else 3
-            self.d_spatial = DVDSpatialDiscriminator(ds_in, cfg.ch_ds, sn_variant="dvdgan")
-            self.d_temporal = DVDTemporalDiscriminator(3, cfg.ch_dt, prepool=cfg.dt_prepool, sn_variant="dvdgan")
+            self.disc_spatial = DVDSpatialDiscriminator(ds_in, cfg.ch_ds, sn_variant="dvdgan")
+            self.disc_temporal = DVDTemporalDiscriminator(3, cfg.ch_dt, prepool=cfg.dt_prepool, sn_variant="dvdgan")
 
     @staticmethod
     def _check_training_geometry(cfg: StyleDVDGANConfig) -> None:
@@ -270,8 +283,8 @@ class StyleDVDGANSystem(System):
                                   stride=data_cfg.stride)
 
     def optim_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"G": list(self.generator.parameters()), "Ds": list(self.d_spatial.parameters()),
-                "Dt": list(self.d_temporal.parameters())}
+        return {"G": list(self.generator.parameters()), "Ds": list(self.disc_spatial.parameters()),
+                "Dt": list(self.disc_temporal.parameters())}
 
     def generator_module(self) -> nn.Module:
         return self.generator
@@ -290,28 +303,28 @@ class StyleDVDGANSystem(System):
         idx_real = self._draw(real.shape[1]) if idx_real is None else idx_real
         s_fake = spatial_stack(fake.detach(), idx_fake, cond)
         s_real = spatial_stack(real, idx_real, cond)
-        d_fake = self.d_spatial(s_fake).mean()
-        d_real = self.d_spatial(s_real).mean()
+        d_fake = self.disc_spatial(s_fake).mean()
+        d_real = self.disc_spatial(s_real).mean()
         if alpha is None:
             alpha = torch.rand(s_real.shape[0], 1, 1, 1, 1, device=real.device, dtype=real.dtype)
-        gp = gradient_penalty(self.d_spatial, s_real, s_fake, alpha=alpha)
+        gp = gradient_penalty(self.disc_spatial, s_real, s_fake, alpha=alpha)
         return {"fake": d_fake, "real": d_real, "gp": gp, "loss": d_real - d_fake + self.cfg.lambda_GP * gp}
 
     def loss_dt(self, real, fake, alpha=None) -> dict[str, torch.Tensor]:
         """D_T loss on detached fakes: forwards fake, real, GP (``alpha``: ``B,1,1,1,1``)."""
         fake = fake.detach()
-        d_fake = self.d_temporal(fake).mean()
-        d_real = self.d_temporal(real).mean()
+        d_fake = self.disc_temporal(fake).mean()
+        d_real = self.disc_temporal(real).mean()
         if alpha is None:
             alpha = torch.rand(real.shape[0], 1, 1, 1, 1, device=real.device, dtype=real.dtype)
-        gp = gradient_penalty(self.d_temporal, real, fake, alpha=alpha)
+        gp = gradient_penalty(self.disc_temporal, real, fake, alpha=alpha)
         return {"fake": d_fake, "real": d_real, "gp": gp, "loss": d_real - d_fake + self.cfg.lambda_GP * gp}
 
     def loss_g(self, image, fake, idx=None) -> dict[str, torch.Tensor]:
         """G loss ``lambda_S * mean D_S(fake) + lambda_T * mean D_T(fake)`` (the repo's sign)."""
         idx = self._draw(fake.shape[1]) if idx is None else idx
-        gs = self.d_spatial(spatial_stack(fake, idx, image if self.cfg.conditional else None)).mean()
-        gt = self.d_temporal(fake).mean()
+        gs = self.disc_spatial(spatial_stack(fake, idx, image if self.cfg.conditional else None)).mean()
+        gt = self.disc_temporal(fake).mean()
         return {"Gs": gs, "Gt": gt, "loss": self.cfg.lambda_S * gs + self.cfg.lambda_T * gt}
 
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
