@@ -21,10 +21,31 @@ def test_parity_cli_passes(fixture_dir, run_cli):
     rc, out, _ = run_cli("parity", "fomm", fixture_dir)
     assert rc == 0, out
     last = out.strip().splitlines()[-1]
-    assert "60/60 arrays within 0.0001" in last and last.endswith("PASS")
+    assert "60/60 arrays within tolerance" in last and last.endswith("PASS")
     # every array is reported with its error, all well inside the tolerance
-    errs = [float(line.split("max|err|")[1].split()[0]) for line in out.splitlines() if "max|err|" in line]
+    errs = [float(line.split("max|diff|")[1].split()[0]) for line in out.splitlines() if "max|diff|" in line]
     assert len(errs) == 60 and max(errs) < 5e-5
+
+
+def test_contract_functions(fixture_dir):
+    """detect / read_official / config_from_official / checkpoint_filter_fn / run_parity, and the
+    one key table inverting exactly."""
+    from v2v.compat.report import ParityReport
+
+    ckpt, cfg = str(fixture_dir / "00000099-checkpoint.pth.tar"), str(fixture_dir / "config.yaml")
+    assert cf.detect(ckpt, cfg) and not cf.detect(ckpt, None)
+    options, official = cf.read_official(ckpt, cfg)
+    assert {k.split(".")[0] for k in official} == {"kp_detector", "generator"}  # D and optimizers dropped
+    config = cf.config_from_official(options)
+    ours = cf.checkpoint_filter_fn(official, config)
+    system = cf.FOMMSystem(config, inference=True)
+    assert set(ours) == set(system.state_dict())
+    for part in ("kp_detector", "generator"):
+        sub = {k[len(part) + 1:]: v for k, v in ours.items() if k.startswith(part + ".")}
+        back = cf.to_official_state_dict(part, sub)
+        assert set(back) == {k[len(part) + 1:] for k in official if k.startswith(part + ".")}
+    rep = cf.run_parity(fixture_dir)
+    assert isinstance(rep, ParityReport) and rep.ok and len(rep.rows) == 60
 
 
 def test_convert_then_load_matches_official(fixture_dir, tmp_path, run_cli):
@@ -33,6 +54,7 @@ def test_convert_then_load_matches_official(fixture_dir, tmp_path, run_cli):
     assert rc == 0, err
     ours = cf.load_fomm(tmp_path / "fomm.safetensors", tmp_path / "fomm.yaml")
     official = cf.load_fomm(ckpt, fixture_dir / "config.yaml")
+    assert ours.state_dict().keys() == official.state_dict().keys()
     for a, b in zip(ours.state_dict().values(), official.state_dict().values()):
         assert torch.equal(a, b)
     cases = np.load(fixture_dir / "cases.npz")
@@ -82,7 +104,7 @@ def test_other_official_configs_roundtrip(tmp_path, variant, run_cli):
         raw["model_params"]["generator_params"]["estimate_occlusion_map"] = True
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     torch.manual_seed(0)
-    system = cf.FOMMSystem(cf.model_config_from_official(raw)).eval()
+    system = cf.FOMMSystem(cf.config_from_official(raw)).eval()
     ckpt = {part: cf.to_official_state_dict(part, getattr(system, part).state_dict()) for part in cf.PARTS}
     if variant == "no_jacobian_sn_kp":
         assert any(k.endswith("weight_orig") for k in ckpt["discriminator"])

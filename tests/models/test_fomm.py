@@ -4,26 +4,37 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from v2v.models.fomm import (
-    Animator,
-    DenseMotionConfig,
-    FOMMModelConfig,
-    FOMMSystem,
-    GeneratorConfig,
-    KeypointDetectorConfig,
-    normalize_kp,
-)
+import pytest
+
+from v2v.errors import V2VError
+from v2v.models.fomm import Animator, FOMMModelConfig, FOMMSystem, normalize_kp
 from v2v.nn.hourglass import Hourglass
 
 
 def tiny_cfg(**kw) -> FOMMModelConfig:
-    return FOMMModelConfig(
-        num_kp=4, image_size=32,
-        kp_detector=KeypointDetectorConfig(block_expansion=4, max_features=16, num_blocks=2, scale_factor=0.5),
-        generator=GeneratorConfig(block_expansion=4, max_features=16, num_down_blocks=2, num_bottleneck_blocks=1,
-                                  dense_motion=DenseMotionConfig(block_expansion=4, max_features=16, num_blocks=2,
-                                                                 scale_factor=0.5)),
-        **kw)
+    args = {"num_kp": 4, "image_size": 32,
+            "kp_detector": {"block_expansion": 4, "max_features": 16, "num_blocks": 2, "scale_factor": 0.5},
+            "generator": {"block_expansion": 4, "max_features": 16, "num_down_blocks": 2, "num_bottleneck_blocks": 1,
+                          "estimate_occlusion_map": True,
+                          "dense_motion": {"block_expansion": 4, "max_features": 16, "num_blocks": 2,
+                                           "scale_factor": 0.5}},
+            "discriminator": {"block_expansion": 4, "max_features": 16, "num_blocks": 2}}
+    return FOMMModelConfig(**{**args, **kw})
+
+
+def test_config_is_the_constructor_signature():
+    """Unknown keys are one clear error; inference builds no discriminator; the closed-form 2x2
+    inverse matches torch.inverse."""
+    from v2v.ops.linalg import inverse_2x2
+
+    with pytest.raises(V2VError, match="unknown key in model.generator 'block_expansions'"):
+        FOMMSystem(tiny_cfg(generator={"block_expansions": 4}))
+    with pytest.raises(V2VError, match="model.generator.dense_motion"):
+        FOMMSystem(tiny_cfg(generator={"dense_motion": {"kp_varience": 0.1}}))
+    assert FOMMSystem.from_config(tiny_cfg(), inference=True).discriminator is None
+    assert not any(k.startswith("discriminator") for k in FOMMSystem(tiny_cfg(), inference=True).state_dict())
+    m = torch.randn(64, 2, 2, dtype=torch.float64)
+    assert torch.allclose(inverse_2x2(m), torch.inverse(m), atol=1e-9)
 
 
 def test_hourglass_skip_keeps_input_exactly():
@@ -90,8 +101,8 @@ def test_animator_batched_equals_per_frame():
     src, frames = torch.rand(1, 3, 32, 32), torch.rand(5, 3, 32, 32)
     a = Animator(sysm.kp_detector, sysm.generator, src, mode="relative", adapt_scale=True)
     batched = torch.cat([a(frames[:3]), a(frames[3:])])
-    b = Animator(sysm.kp_detector, sysm.generator, src, mode="relative", adapt_scale=True)
-    single = torch.cat([b(frames[i:i + 1]) for i in range(5)])
+    b = Animator(sysm.kp_detector, sysm.generator, src, mode="relative", adapt_scale=True, exact=True)
+    single = b(frames)
     assert torch.allclose(batched, single, atol=1e-5)
     # bf16 decoder (keypoints and motion stay fp32): close to fp32
     c = Animator(sysm.kp_detector, sysm.generator, src, mode="relative", adapt_scale=True,
@@ -164,7 +175,7 @@ def test_short_training_lowers_heldout_reconstruction(tmp_path, run_cli):
     """`v2v train` on synthetic puppets (64x64, a few steps, L1 pyramid instead of VGG since no
     ImageNet weights are available offline) lowers the held-out reconstruction L1."""
     from v2v.data.synthetic.puppets import generate_puppets
-    from v2v.train.checkpoint import load_weights
+    from v2v.weights_io import load_weights
     from v2v.train.config import load_experiment
     from v2v.utils import seed_everything
 

@@ -204,8 +204,9 @@ def run_convert(args) -> int:
 def run_parity(args) -> int:
     from v2v.compat.fomm import run_parity as parity
 
-    ok, _ = parity(args.fixture_dir, atol=args.atol)
-    return 0 if ok else 1
+    rep = parity(args.fixture_dir, atol=args.atol)
+    rep.print()
+    return rep.exit_code
 
 
 def run_bench(args) -> int:

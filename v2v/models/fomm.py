@@ -1,69 +1,54 @@
-"""First Order Motion Model for image animation (Siarohin et al., NeurIPS 2019).
+"""First Order Motion Model for image animation (Siarohin et al., NeurIPS 2019), as its Fig. 2:
+:class:`KeypointDetector` (Sec. 3.1) -> :class:`DenseMotionNetwork` (Eq. 4-6) ->
+:class:`OcclusionAwareGenerator` (Eq. 7); :func:`normalize_kp` and :class:`Animator` animate
+(Sec. 3.4); :class:`FOMMSystem` trains (Sec. 3.3, discriminator in
+:mod:`v2v.nn.kp_discriminator`).
 
-Reads top to bottom as the paper's figure:
-
-1. :class:`KeypointDetector` -- an hourglass on the anti-aliased downsampled image, a 7x7
-   heatmap head (temperature softmax -> soft-argmax keypoints) and a 7x7 jacobian head
-   (heatmap-weighted 2x2 local affine maps; ``single_jacobian_map`` shares one map).
-2. :class:`DenseMotionNetwork` -- sparse motions ``J_k (z - kp_driving_k) + kp_source_k`` (plus the
-   identity for the background), the source warped by each, an hourglass on
-   ``[heatmap difference, warped source]`` predicting a softmax mask over the K+1 motions and an
-   occlusion map.
-3. :class:`OcclusionAwareGenerator` -- encodes the source, warps its features with the dense
-   deformation, multiplies by the occlusion map and decodes.
-4. :class:`MultiScaleDiscriminator` -- patch discriminators on an image pyramid (optional keypoint
-   gaussian input, optional spectral norm).
-5. :class:`FOMMSystem` -- the trainable system (losses: VGG pyramid perceptual, equivariance of
-   keypoints and jacobians under a random affine+TPS warp, optional LSGAN + feature matching) and
-   :class:`Animator`, the streaming inference pipeline (source encoded once, driving frames
-   batched).
-
-Conventions (every public boundary): images float32 ``B,3,H,W`` in [0,1]; keypoints ``B,K,2``
-normalised to [-1,1], x first, on the align_corners=True grid (-1/+1 = centres of the corner
-pixels) of the heatmap; jacobians ``B,K,2,2`` multiplying (x, y) column vectors. Dense motion
-"deformations" are sampling grids ``B,h,w,2`` in grid_sample coordinates (align_corners=True),
-i.e. absolute normalised positions in the source, not pixel flow.
+Config is the constructor signature: the YAML ``model.kp_detector``, ``model.generator`` (with
+``dense_motion``) and ``model.discriminator`` mappings are the keyword arguments of the classes,
+whose defaults (the official constructors') live only here. Images ``B,3,H,W`` in [0,1];
+keypoints ``B,K,2`` in [-1,1] (x first, align_corners=True grid); jacobians ``B,K,2,2``;
+deformations are ``grid_sample(align_corners=True)`` grids ``B,h,w,2``.
 """
 from __future__ import annotations
 
+import inspect
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from v2v.errors import V2VError
+from v2v.errors import V2VError, unknown_key_message
+from v2v.losses.feature_matching import feature_matching_loss
+from v2v.losses.gan import GANLoss
+from v2v.losses.pyramid import build_pyramid_loss
 from v2v.models.base import System
-from v2v.registry import register_system
 from v2v.nn.hourglass import DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
+from v2v.nn.kp_discriminator import MultiScaleKeypointDiscriminator, scale_name
+from v2v.ops.grid import make_grid
 from v2v.ops.keypoints import (
     RandomTPS,
     heatmap_representation,
     heatmap_softargmax,
     jacobian_from_heatmap,
-    kp_to_gaussian,
     softmax_heatmap,
-    sparse_motions,
 )
-from v2v.ops.pyramid import AntiAliasDownsample, antialias_downsample
+from v2v.ops.linalg import inverse_2x2
+from v2v.ops.pyramid import AntiAliasDownsample
+from v2v.registry import register_system
 
 __all__ = [
     "Animator",
-    "DenseMotionConfig",
     "DenseMotionNetwork",
-    "DiscriminatorConfig",
     "FOMMDataConfig",
     "FOMMModelConfig",
     "FOMMSystem",
-    "GeneratorConfig",
     "KeypointDetector",
-    "KeypointDetectorConfig",
     "LossConfig",
-    "MultiScaleDiscriminator",
+    "MultiScaleKeypointDiscriminator",
     "OcclusionAwareGenerator",
-    "PatchDiscriminator",
     "TransformConfig",
     "movement_scale",
     "normalize_kp",
@@ -74,48 +59,9 @@ __all__ = [
 
 
 @dataclass
-class KeypointDetectorConfig:
-    block_expansion: int = 32
-    max_features: int = 1024
-    num_blocks: int = 5
-    temperature: float = 0.1
-    scale_factor: float = 0.25
-    single_jacobian_map: bool = False
-    pad: int = 0  # padding of the 7x7 heads (0 = valid conv, as the official default)
-
-
-@dataclass
-class DenseMotionConfig:
-    block_expansion: int = 64
-    max_features: int = 1024
-    num_blocks: int = 5
-    scale_factor: float = 0.25
-    kp_variance: float = 0.01
-
-
-@dataclass
-class GeneratorConfig:
-    block_expansion: int = 64
-    max_features: int = 512
-    num_down_blocks: int = 2
-    num_bottleneck_blocks: int = 6
-    estimate_occlusion_map: bool = True
-    dense_motion: DenseMotionConfig | None = field(default_factory=DenseMotionConfig)
-
-
-@dataclass
-class DiscriminatorConfig:
-    scales: list[float] = field(default_factory=lambda: [1.0])
-    block_expansion: int = 32
-    max_features: int = 512
-    num_blocks: int = 4
-    sn: bool = False
-    use_kp: bool = False
-    kp_variance: float = 0.01
-
-
-@dataclass
 class TransformConfig:
+    """Random affine + TPS warp of the equivariance losses (official ``transform_params``)."""
+
     sigma_affine: float = 0.05
     sigma_tps: float = 0.005
     points_tps: int = 5
@@ -123,13 +69,8 @@ class TransformConfig:
 
 @dataclass
 class LossConfig:
-    """Training losses (official ``train_params.loss_weights`` + ``scales`` + ``transform_params``).
-
-    ``perceptual_net``: ``vgg19`` (ImageNet VGG19 found by v2v.weights; missing = V2VError),
-    ``vgg19_random`` (random VGG19, explicitly requested: smoke tests), ``l1`` (an L1 image
-    pyramid with the same scales, weight = sum of the perceptual weights: no pretrained net
-    needed) or ``auto`` (vgg19 when its weights are found, else l1 with a warning).
-    """
+    """Training losses (official ``loss_weights``, ``scales``, ``transform_params``);
+    ``perceptual_net``: see :func:`v2v.losses.pyramid.build_pyramid_loss`."""
 
     scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
     perceptual: list[float] = field(default_factory=lambda: [10.0] * 5)
@@ -145,13 +86,21 @@ class LossConfig:
 
 @dataclass
 class FOMMModelConfig:
+    """The YAML ``model:`` section (official ``common_params`` at the top level).
+
+    ``kp_detector``, ``generator`` and ``discriminator`` are the keyword arguments of
+    :class:`KeypointDetector`, :class:`OcclusionAwareGenerator` (its ``dense_motion`` those of
+    :class:`DenseMotionNetwork`) and :class:`MultiScaleKeypointDiscriminator`; omitted keys take the
+    constructors' defaults. ``image_size`` is the resolution the model was trained at.
+    """
+
     num_kp: int = 10
     num_channels: int = 3
     estimate_jacobian: bool = True
-    image_size: int = 256  # informative: the resolution the model was built for
-    kp_detector: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    image_size: int = 256
+    kp_detector: dict = field(default_factory=dict)
+    generator: dict = field(default_factory=dict)
+    discriminator: dict = field(default_factory=dict)
     loss: LossConfig = field(default_factory=LossConfig)
 
 
@@ -168,44 +117,45 @@ class FOMMDataConfig:
     test_pairs: int = 16  # held-out (source, driving) pairs per evaluation pass
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
-def kp_gaussians(value: torch.Tensor, size: tuple[int, int], variance: float) -> torch.Tensor:
-    """Gaussians ``exp(-0.5 |z - kp|^2 / variance)`` of keypoints ``B,K,2`` -> ``B,K,h,w``."""
-    return kp_to_gaussian(value, size, variance)
+def build(cls, kwargs: dict | None, where: str, **common):
+    """``cls(**common, **kwargs)``; a key that is not a constructor argument is one V2VError."""
+    kwargs = dict(kwargs or {})
+    params = [p for p in inspect.signature(cls).parameters if p not in common]
+    for k in kwargs:
+        if k not in params:
+            raise V2VError(unknown_key_message(f"key in {where}", k, params))
+    return cls(**common, **kwargs)
 
 
 # ----------------------------------------------------------------------------- keypoints
 
 
 class KeypointDetector(nn.Module):
-    """Unsupervised keypoint detector.
+    """Keypoints and local affine jacobians (Sec. 3.1): an hourglass on the anti-aliased
+    downsampled image, a 7x7 heatmap head (softmax with ``temperature``, soft-argmax) and a 7x7
+    jacobian head (heatmap-weighted 2x2 maps; ``single_jacobian_map`` shares one map).
 
     ``forward(image B,3,H,W in [0,1]) -> {"value": B,K,2, "jacobian": B,K,2,2 (if estimated),
-    "heatmap": B,K,h,w, "heatmap_logits", "jacobian_map", "input_down"}``; keypoints on the
-    align_corners=True [-1,1] grid of the heatmap (h = H*scale - 6 with the valid 7x7 head).
+    "heatmap": B,K,h,w, "heatmap_logits", "jacobian_map", "input_down"}``.
     """
 
-    def __init__(self, num_kp: int = 10, num_channels: int = 3, estimate_jacobian: bool = True,
+    def __init__(self, num_kp: int = 10, num_channels: int = 3, estimate_jacobian: bool = False,
                  block_expansion: int = 32, max_features: int = 1024, num_blocks: int = 5,
-                 temperature: float = 0.1, scale_factor: float = 0.25, single_jacobian_map: bool = False,
+                 temperature: float = 0.1, scale_factor: float = 1.0, single_jacobian_map: bool = False,
                  pad: int = 0):
         super().__init__()
         self.num_kp = num_kp
         self.temperature = temperature
-        self.scale_factor = scale_factor
         self.down = AntiAliasDownsample(num_channels, scale_factor) if scale_factor != 1 else None
         self.hourglass = Hourglass(block_expansion, num_channels, num_blocks, max_features)
         self.heatmap_head = nn.Conv2d(self.hourglass.out_channels, num_kp, 7, padding=pad)
+        self.jacobian_head = None
         if estimate_jacobian:
             self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
             self.jacobian_head = nn.Conv2d(self.hourglass.out_channels, 4 * self.num_jacobian_maps, 7, padding=pad)
-            with torch.no_grad():  # identity jacobians at init (official initialisation)
+            with torch.no_grad():  # identity jacobians at initialisation (official)
                 self.jacobian_head.weight.zero_()
                 self.jacobian_head.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(self.num_jacobian_maps))
-        else:
-            self.jacobian_head = None
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.down(image) if self.down is not None else image
@@ -214,8 +164,7 @@ class KeypointDetector(nn.Module):
         heatmap = softmax_heatmap(logits, self.temperature)
         out = {"value": heatmap_softargmax(heatmap), "heatmap": heatmap, "heatmap_logits": logits, "input_down": x}
         if self.jacobian_head is not None:
-            jmap = self.jacobian_head(feat)
-            out["jacobian_map"] = jmap
+            out["jacobian_map"] = jmap = self.jacobian_head(feat)
             out["jacobian"] = jacobian_from_heatmap(heatmap, jmap)
         return out
 
@@ -224,23 +173,19 @@ class KeypointDetector(nn.Module):
 
 
 class DenseMotionNetwork(nn.Module):
-    """Predicts the dense backward deformation and occlusion from keypoints.
+    """Dense motion ``T_{S<-D}`` and occlusion from keypoints (Sec. 3.2).
 
-    ``forward(source B,C,H,W in [0,1], kp_driving, kp_source, source_down=None)`` -> dict with
-    ``deformation`` ``B,h,w,2`` (grid_sample align_corners=True coordinates into the source),
-    ``mask`` ``B,K+1,h,w`` (softmax, channel 0 = background), ``sparse_deformed`` ``B,K+1,C,h,w``,
-    ``sparse_motion`` ``B,K+1,h,w,2``, ``heatmap_representation`` ``B,K+1,1,h,w``,
-    ``source_down`` and (if estimated) ``occlusion_map`` ``B,1,h,w``. ``source_down`` may be passed
-    precomputed (the downsampled source, batch 1 or B) to skip the anti-alias filter.
+    ``forward(source B,C,H,W, kp_driving, kp_source, source_down=None)`` -> ``deformation``
+    ``B,h,w,2``, ``mask`` ``B,K+1,h,w``, ``sparse_deformed`` ``B,K+1,C,h,w``, ``sparse_motion``
+    ``B,K+1,h,w,2``, ``heatmap_representation``, ``source_down``, ``occlusion_map`` ``B,1,h,w``.
     """
 
-    def __init__(self, num_kp: int, num_channels: int, estimate_occlusion_map: bool = False,
+    def __init__(self, num_kp: int = 10, num_channels: int = 3, estimate_occlusion_map: bool = False,
                  block_expansion: int = 64, max_features: int = 1024, num_blocks: int = 5,
-                 scale_factor: float = 0.25, kp_variance: float = 0.01):
+                 scale_factor: float = 1.0, kp_variance: float = 0.01):
         super().__init__()
         self.num_kp = num_kp
         self.kp_variance = kp_variance
-        self.scale_factor = scale_factor
         self.hourglass = Hourglass(block_expansion, (num_kp + 1) * (num_channels + 1), num_blocks, max_features)
         self.mask_head = nn.Conv2d(self.hourglass.out_channels, num_kp + 1, 7, padding=3)
         self.occlusion_head = (nn.Conv2d(self.hourglass.out_channels, 1, 7, padding=3)
@@ -250,25 +195,49 @@ class DenseMotionNetwork(nn.Module):
     def downsample(self, source: torch.Tensor) -> torch.Tensor:
         return self.down(source) if self.down is not None else source
 
+    def create_heatmap_representations(self, kp_driving: dict, kp_source: dict, size) -> torch.Tensor:
+        """Eq. 6: ``H_k(z) = exp(-|T_{D<-R}(p_k) - z|^2 / s) - exp(-|T_{S<-R}(p_k) - z|^2 / s)``,
+        a zero background channel first -> ``B,K+1,1,h,w``."""
+        return heatmap_representation(kp_driving["value"], kp_source["value"], size, self.kp_variance)
+
+    def create_sparse_motions(self, kp_driving: dict, kp_source: dict, size) -> torch.Tensor:
+        """Eq. 4: ``T_{S<-D}(z) ~ T_{S<-R}(p_k) + J_k (z - T_{D<-R}(p_k))`` with
+        ``J_k = J_{S,k} J_{D,k}^{-1}`` (closed-form 2x2 inverse), the identity first (background)
+        -> ``B,K+1,h,w,2``."""
+        h, w = size
+        value_d = kp_driving["value"]
+        b, k = value_d.shape[:2]
+        grid = make_grid(h, w, align_corners=True, device=value_d.device, dtype=value_d.dtype).view(1, 1, h, w, 2)
+        coords = grid - value_d.view(b, k, 1, 1, 2)
+        if "jacobian" in kp_driving:
+            jac = torch.matmul(kp_source["jacobian"], inverse_2x2(kp_driving["jacobian"]))
+            coords = torch.matmul(jac.view(b, k, 1, 1, 2, 2), coords.unsqueeze(-1)).squeeze(-1)
+        motion = coords + kp_source["value"].view(b, k, 1, 1, 2)
+        return torch.cat([grid.expand(b, 1, h, w, 2), motion], dim=1)
+
+    def create_deformed_source_image(self, source_down: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """The source warped by each sparse motion: ``S(T_k(z))`` -> ``B,K+1,C,h,w``."""
+        b, k1, h, w, _ = motion.shape
+        c = source_down.shape[1]
+        src = source_down.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
+        deformed = F.grid_sample(src, motion.reshape(b * k1, h, w, 2), mode="bilinear", padding_mode="zeros",
+                                 align_corners=True)
+        return deformed.view(b, k1, c, h, w)
+
     def forward(self, source: torch.Tensor, kp_driving: dict, kp_source: dict,
                 source_down: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         src = self.downsample(source) if source_down is None else source_down
         b = kp_driving["value"].shape[0]
         if src.shape[0] != b:
             src = src.expand(b, *src.shape[1:])
-        _, c, h, w = src.shape
-        k1 = self.num_kp + 1
-        # heatmap representation: driving gaussians minus source gaussians, background zeros first
-        heat = heatmap_representation(kp_driving["value"], kp_source["value"], (h, w), self.kp_variance)
-        motion = sparse_motions(kp_source["value"], kp_driving["value"], (h, w), kp_source.get("jacobian"),
-                                kp_driving.get("jacobian"))  # B,K+1,h,w,2, index 0 = identity
-        src_rep = src.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
-        deformed = F.grid_sample(src_rep, motion.reshape(b * k1, h, w, 2), mode="bilinear",
-                                 padding_mode="zeros", align_corners=True).view(b, k1, c, h, w)
-        inp = torch.cat([heat, deformed], dim=2).view(b, k1 * (c + 1), h, w)
-        feat = self.hourglass(inp)
+        _, _c, h, w = src.shape
+        heat = self.create_heatmap_representations(kp_driving, kp_source, (h, w))
+        motion = self.create_sparse_motions(kp_driving, kp_source, (h, w))
+        deformed = self.create_deformed_source_image(src, motion)
+        feat = self.hourglass(torch.cat([heat, deformed], dim=2).view(b, -1, h, w))
         mask = F.softmax(self.mask_head(feat), dim=1)
-        deformation = torch.einsum("bkhw,bkhwc->bhwc", mask, motion)
+        # Eq. 5: T_{S<-D}(z) = M_0 z + sum_k M_k (T_{S<-R}(p_k) + J_k (z - T_{D<-R}(p_k)))
+        deformation = (mask.unsqueeze(-1) * motion).sum(dim=1)
         out = {"heatmap_representation": heat, "sparse_motion": motion, "sparse_deformed": deformed,
                "mask": mask, "deformation": deformation, "source_down": src}
         if self.occlusion_head is not None:
@@ -279,43 +248,38 @@ class DenseMotionNetwork(nn.Module):
 # ----------------------------------------------------------------------------- generator
 
 
-def _resize_grid(deformation: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    if deformation.shape[1:3] == (h, w):
-        return deformation
-    d = deformation.permute(0, 3, 1, 2)
-    d = F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)
-    return d.permute(0, 2, 3, 1)
-
-
 def warp(inp: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
-    """grid_sample ``inp`` (B,C,H,W) with ``deformation`` (B,h,w,2, resized bilinearly to H,W if
-    needed); bilinear, zeros padding, align_corners=True (the torch-1.0 behaviour FOMM was trained
-    with)."""
-    grid = _resize_grid(deformation, inp.shape[2], inp.shape[3])
-    if inp.shape[0] != grid.shape[0]:
-        inp = inp.expand(grid.shape[0], *inp.shape[1:])
-    return F.grid_sample(inp, grid.to(inp.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    """``f_w(inp, T)``: grid_sample ``inp`` (B,C,H,W) with ``deformation`` (B,h,w,2, resized
+    bilinearly, align_corners=False, to H,W if needed); bilinear, zeros padding,
+    align_corners=True (the torch-1.0 behaviour FOMM was trained with)."""
+    h, w = inp.shape[2:]
+    if deformation.shape[1:3] != (h, w):
+        d = F.interpolate(deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
+        deformation = d.permute(0, 2, 3, 1)
+    if inp.shape[0] != deformation.shape[0]:
+        inp = inp.expand(deformation.shape[0], *inp.shape[1:])
+    return F.grid_sample(inp, deformation.to(inp.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 class OcclusionAwareGenerator(nn.Module):
-    """Encoder - warp - decoder generator.
+    """Encoder - warp - occlude - decoder generator (Sec. 3.2).
 
     ``forward(source B,3,H,W in [0,1], kp_driving, kp_source, source_cache=None)`` -> dict with
-    ``prediction`` (B,3,H,W in (0,1)), ``deformed`` (source warped at full resolution), ``mask``,
-    ``sparse_deformed``, ``occlusion_map``, ``deformation``, ``encoded``, ``warped``.
-    ``source_cache`` (from :meth:`encode_source`) skips re-encoding the source: the source batch
-    may then be 1 while keypoints have batch B (animation of many frames from one source).
+    ``prediction`` (B,3,H,W in (0,1)), ``deformed`` (source warped at full resolution, when
+    ``with_deformed``), ``mask``, ``sparse_deformed``, ``occlusion_map``, ``deformation``,
+    ``encoded``, ``warped``. ``source_cache`` (from :meth:`encode_source`) skips re-encoding the
+    source, whose batch may then be 1 while the keypoints have batch B.
     """
 
-    def __init__(self, num_channels: int, num_kp: int, block_expansion: int = 64, max_features: int = 512,
-                 num_down_blocks: int = 2, num_bottleneck_blocks: int = 6, estimate_occlusion_map: bool = False,
-                 dense_motion: DenseMotionConfig | None = None):
+    def __init__(self, num_channels: int = 3, num_kp: int = 10, block_expansion: int = 64,
+                 max_features: int = 512, num_down_blocks: int = 2, num_bottleneck_blocks: int = 6,
+                 estimate_occlusion_map: bool = False, dense_motion: dict | None = None):
         super().__init__()
-        self.dense_motion = (DenseMotionNetwork(num_kp, num_channels, estimate_occlusion_map,
-                                                dense_motion.block_expansion, dense_motion.max_features,
-                                                dense_motion.num_blocks, dense_motion.scale_factor,
-                                                dense_motion.kp_variance)
-                             if dense_motion is not None else None)
+        self.dense_motion = None
+        if dense_motion is not None:
+            self.dense_motion = build(DenseMotionNetwork, dense_motion, "model.generator.dense_motion",
+                                      num_kp=num_kp, num_channels=num_channels,
+                                      estimate_occlusion_map=estimate_occlusion_map)
         self.stem = SameBlock2d(num_channels, block_expansion, kernel_size=7, padding=3)
         width = [min(max_features, block_expansion * 2 ** i) for i in range(num_down_blocks + 1)]
         self.down_blocks = nn.ModuleList(DownBlock2d(width[i], width[i + 1]) for i in range(num_down_blocks))
@@ -337,137 +301,38 @@ class OcclusionAwareGenerator(nn.Module):
         return torch.sigmoid(self.head(out))
 
     def encode_source(self, source: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-source work shared by every driving frame: encoder features and dense-motion input."""
+        """Per-source work shared by every driving frame: encoder features, dense-motion input."""
         cache = {"source": source, "encoded": self.encode(source)}
         if self.dense_motion is not None:
             cache["source_down"] = self.dense_motion.downsample(source)
         return cache
 
-    def forward(self, source: torch.Tensor, kp_driving: dict, kp_source: dict,
-                source_cache: dict | None = None, with_deformed: bool = True,
-                decode_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    def occlude(self, feat: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
+        """Eq. 7: ``xi' = O * f_w(xi, T)`` (the occlusion map resized bilinearly if needed)."""
+        if occlusion.shape[2:] != feat.shape[2:]:
+            occlusion = F.interpolate(occlusion, size=feat.shape[2:], mode="bilinear", align_corners=False)
+        return feat * occlusion
+
+    def forward(self, source: torch.Tensor, kp_driving: dict, kp_source: dict, source_cache: dict | None = None,
+                with_deformed: bool = True, decode_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         cache = source_cache if source_cache is not None else self.encode_source(source)
-        encoded = cache["encoded"]
-        out = {"encoded": encoded}
-        feat = encoded
+        out = {"encoded": cache["encoded"]}
+        feat = cache["encoded"]
         if self.dense_motion is not None:
             dm = self.dense_motion(source, kp_driving, kp_source, source_down=cache.get("source_down"))
-            out["mask"] = dm["mask"]
-            out["sparse_deformed"] = dm["sparse_deformed"]
-            out["deformation"] = dm["deformation"]
-            feat = warp(encoded, dm["deformation"])
+            out.update(mask=dm["mask"], sparse_deformed=dm["sparse_deformed"], deformation=dm["deformation"])
+            feat = warp(feat, dm["deformation"])
             if "occlusion_map" in dm:
-                occ = dm["occlusion_map"]
-                out["occlusion_map"] = occ
-                if occ.shape[2:] != feat.shape[2:]:
-                    occ = F.interpolate(occ, size=feat.shape[2:], mode="bilinear", align_corners=False)
-                feat = feat * occ
-            if with_deformed:  # full-resolution warped source (visualisation, not needed to animate)
+                out["occlusion_map"] = dm["occlusion_map"]
+                feat = self.occlude(feat, dm["occlusion_map"])
+            if with_deformed:  # full-resolution warped source (visualisation only)
                 out["deformed"] = warp(source, dm["deformation"])
         out["warped"] = feat
-        if decode_dtype is not None:  # low-precision decoder (the bulk of the FLOPs); motion stays fp32
+        if decode_dtype is not None:  # low-precision decoder (most FLOPs); motion stays fp32
             with torch.autocast(device_type=feat.device.type, dtype=decode_dtype):
                 out["prediction"] = self.decode(feat).float()
         else:
             out["prediction"] = self.decode(feat)
-        return out
-
-
-# ----------------------------------------------------------------------------- discriminator
-
-
-def _spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral norm with the legacy power-iteration order (one iteration per train-mode forward,
-    stored u, v used as they are in eval), as the official checkpoints were trained with; legacy
-    ``weight_orig/weight_u/weight_v`` files are converted by :mod:`v2v.compat.fomm`."""
-    from v2v.nn.spectral_norm import spectral_norm
-
-    return spectral_norm(module)
-
-
-class _DiscBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, norm: bool, pool: bool, sn: bool):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel_size=4)
-        if sn:
-            self.conv = _spectral_norm(self.conv)
-        self.norm = nn.InstanceNorm2d(cout, affine=True) if norm else None
-        self.pool = pool
-
-    def forward(self, x):
-        out = self.conv(x)
-        if self.norm is not None:
-            out = self.norm(out)
-        out = F.leaky_relu(out, 0.2)
-        if self.pool:
-            out = F.avg_pool2d(out, 2)
-        return out
-
-
-class PatchDiscriminator(nn.Module):
-    """One-scale patch discriminator: 4x4 valid convs, InstanceNorm (blocks>=1), LeakyReLU(0.2),
-    avg-pool (all but last), then a 1x1 conv. ``forward(image B,3,H,W in [0,1], kp=None)`` ->
-    (feature maps list, prediction map ``B,1,h,w``). With ``use_kp`` keypoint gaussians (``B,K,2``
-    values) are concatenated to the input."""
-
-    def __init__(self, num_channels: int = 3, num_kp: int = 10, block_expansion: int = 64, num_blocks: int = 4,
-                 max_features: int = 512, sn: bool = False, use_kp: bool = False, kp_variance: float = 0.01):
-        super().__init__()
-        self.use_kp = use_kp
-        self.kp_variance = kp_variance
-        blocks = []
-        for i in range(num_blocks):
-            cin = num_channels + num_kp * int(use_kp) if i == 0 else min(max_features, block_expansion * 2 ** i)
-            cout = min(max_features, block_expansion * 2 ** (i + 1))
-            blocks.append(_DiscBlock(cin, cout, norm=i != 0, pool=i != num_blocks - 1, sn=sn))
-        self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(cout, 1, kernel_size=1)
-        if sn:
-            self.head = _spectral_norm(self.head)
-
-    def forward(self, x: torch.Tensor, kp: torch.Tensor | None = None):
-        out = x
-        if self.use_kp:
-            if kp is None:
-                raise ValueError("this discriminator was built with use_kp=True and needs keypoints")
-            out = torch.cat([out, kp_gaussians(kp, x.shape[2:], self.kp_variance)], dim=1)
-        feats = []
-        for block in self.blocks:
-            out = block(out)
-            feats.append(out)
-        return feats, self.head(out)
-
-
-def scale_name(s: float) -> str:
-    """Printable scale: 1 -> "1", 0.5 -> "0.5" (output keys ``prediction_map_<name>``)."""
-    return f"{float(s):g}"
-
-
-def _scale_key(s: float) -> str:
-    return scale_name(s).replace(".", "-")
-
-
-class MultiScaleDiscriminator(nn.Module):
-    """Patch discriminators over an anti-aliased image pyramid (one per scale).
-
-    ``forward(image B,3,H,W in [0,1], kp=None)`` -> ``{"feature_maps_<s>": [...],
-    "prediction_map_<s>": B,1,h,w, "input_<s>": image at scale s}`` with ``<s> = str(scale)``.
-    """
-
-    def __init__(self, scales=(1,), **kwargs):
-        super().__init__()
-        self.scales = list(scales)
-        self.discs = nn.ModuleDict({_scale_key(s): PatchDiscriminator(**kwargs) for s in self.scales})
-
-    def forward(self, image: torch.Tensor, kp: torch.Tensor | None = None) -> dict:
-        out = {}
-        for s in self.scales:
-            x = antialias_downsample(image, float(s))
-            feats, pred = self.discs[_scale_key(s)](x, kp)
-            name = scale_name(s)
-            out[f"input_{name}"] = x
-            out[f"feature_maps_{name}"] = feats
-            out[f"prediction_map_{name}"] = pred
         return out
 
 
@@ -487,10 +352,10 @@ def movement_scale(kp_source_value: torch.Tensor, kp_initial_value: torch.Tensor
 def normalize_kp(kp_source: dict, kp_driving: dict, kp_driving_initial: dict, adapt_movement_scale: bool = False,
                  use_relative_movement: bool = False, use_relative_jacobian: bool = False,
                  scale: float | None = None) -> dict:
-    """Official ``normalize_kp``: absolute mode returns the driving keypoints; relative mode moves
-    the source keypoints by the driving displacement since the initial frame (times the convex-hull
-    movement scale when ``adapt_movement_scale``) and composes jacobians
-    ``J_drv inv(J_drv_initial) J_src``. ``scale`` overrides the hull computation (cache)."""
+    """Relative motion transfer (Sec. 3.4, Eq. 12): absolute mode returns the driving keypoints;
+    relative mode moves the source keypoints by the driving displacement since the initial frame
+    (times the convex-hull movement scale when ``adapt_movement_scale``; ``scale`` overrides the
+    hull computation) and composes jacobians ``J_drv J_init^{-1} J_src``."""
     if adapt_movement_scale:
         s = scale if scale is not None else movement_scale(kp_source["value"], kp_driving_initial["value"])
     else:
@@ -499,7 +364,7 @@ def normalize_kp(kp_source: dict, kp_driving: dict, kp_driving_initial: dict, ad
     if use_relative_movement:
         kp_new["value"] = (kp_driving["value"] - kp_driving_initial["value"]) * s + kp_source["value"]
         if use_relative_jacobian and "jacobian" in kp_driving:
-            diff = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_driving_initial["jacobian"]))
+            diff = torch.matmul(kp_driving["jacobian"], inverse_2x2(kp_driving_initial["jacobian"]))
             kp_new["jacobian"] = torch.matmul(diff, kp_source["jacobian"])
     return kp_new
 
@@ -511,142 +376,103 @@ def _kp_only(kp: dict) -> dict:
 class Animator:
     """Streaming FOMM animation of one source image by a driving video.
 
-    ``Animator(kp_detector, generator, source, mode="relative"|"absolute", adapt_scale=False)``;
-    then call it on consecutive chunks of driving frames ``N,3,H,W`` in [0,1] (same size as the
-    source); it returns the ``N,3,H,W`` predictions in [0,1]. The first frame ever seen is the
-    initial driving frame of relative mode. The source is encoded once (keypoints, encoder
-    features, dense-motion downsample); memory is independent of the video length.
-    ``return_all=True`` returns the generator's full output dict (plus ``kp_norm``) instead.
-    ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the generator's decoder (bottleneck + up
-    blocks, most of the FLOPs) under autocast; keypoints, dense motion and warps stay float32 so
-    sampling positions keep full precision.
+    Call it on consecutive chunks of driving frames ``N,3,H,W`` in [0,1] (the source's size); it
+    returns the ``N,3,H,W`` predictions. The first frame ever seen is the initial driving frame of
+    relative mode (or :meth:`set_initial`). The source is encoded once (keypoints, encoder
+    features, dense-motion downsample), so memory does not depend on the video's length.
+
+    - ``exact=True``: every frame goes through the networks alone, in the memory layout it comes
+      in, as the official ``make_animation`` loop does (<= 1e-4 from it).
+    - ``exact=False`` (fast): the chunk runs as one batch in channels_last; use with
+      :func:`v2v.nn.fuse.fuse_for_inference` (<= 1e-3 from the official loop).
+
+    ``autocast_dtype``: the decoder under autocast (motion stays fp32). ``return_all=True``
+    returns the generator's dict plus keypoints.
     """
 
     def __init__(self, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, source: torch.Tensor,
-                 mode: str = "relative", adapt_scale: bool = False, autocast_dtype: torch.dtype | None = None):
+                 mode: str = "relative", adapt_scale: bool = False, exact: bool = False,
+                 autocast_dtype: torch.dtype | None = None):
         if mode not in ("relative", "absolute"):
             raise V2VError(f"animation mode must be 'relative' or 'absolute', got {mode!r}")
-        self.kp_detector = kp_detector
-        self.generator = generator
-        self.mode = mode
-        self.adapt_scale = adapt_scale
+        self.kp_detector, self.generator = kp_detector, generator
+        self.mode, self.adapt_scale, self.exact = mode, adapt_scale, exact
         self.autocast_dtype = autocast_dtype
-        self.source = source
-        with self._ctx():
-            self.kp_source = _kp_only(kp_detector(source))
-            self.cache = generator.encode_source(source)
+        self.source = source if exact else source.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            self.kp_source = _kp_only(kp_detector(self.source))
+            self.cache = generator.encode_source(self.source)
         self.kp_initial = None
         self.scale = None
 
-    def _ctx(self):
-        return torch.inference_mode()
-
     def set_initial(self, frame: torch.Tensor) -> None:
-        """Use ``frame`` (``1,3,H,W``) as the initial driving frame of relative mode (e.g. the
-        frame closest to the source pose); predictions do not depend on frame order otherwise."""
-        with self._ctx():
+        """Use ``frame`` (``1,3,H,W``) as the initial driving frame of relative mode."""
+        with torch.inference_mode():
             self.kp_initial = {k: v[:1].clone() for k, v in _kp_only(self.kp_detector(frame)).items()}
         if self.adapt_scale and self.mode == "relative":
             self.scale = movement_scale(self.kp_source["value"], self.kp_initial["value"])
 
+    def _step(self, frames: torch.Tensor, return_all: bool) -> dict:
+        n = frames.shape[0]
+        kp_drv = _kp_only(self.kp_detector(frames))
+        if self.kp_initial is None:
+            self.kp_initial = {k: v[:1].clone() for k, v in kp_drv.items()}
+            if self.adapt_scale and self.mode == "relative":
+                self.scale = movement_scale(self.kp_source["value"], self.kp_initial["value"])
+        kp_src = {k: v.expand(n, *v.shape[1:]) for k, v in self.kp_source.items()}
+        kp_init = {k: v.expand(n, *v.shape[1:]) for k, v in self.kp_initial.items()}
+        rel = self.mode == "relative"
+        kp_norm = normalize_kp(kp_src, kp_drv, kp_init, adapt_movement_scale=self.adapt_scale and rel,
+                               use_relative_movement=rel, use_relative_jacobian=rel, scale=self.scale)
+        out = self.generator(self.source, kp_norm, kp_src, source_cache=self.cache, with_deformed=return_all,
+                             decode_dtype=self.autocast_dtype)
+        if return_all:
+            out = dict(out, kp_norm=kp_norm, kp_driving=kp_drv)
+        return out
+
     def __call__(self, frames: torch.Tensor, return_all: bool = False):
-        with self._ctx():
-            n = frames.shape[0]
-            # keypoints one frame at a time: the temperature-0.1 softmax amplifies the batch-size
-            # dependent rounding of batched convs, so per-frame keypoints keep the output
-            # independent of the batch size (and equal to the per-frame official loop); the
-            # detector is a small share of the FLOPs
-            per = [_kp_only(self.kp_detector(frames[i:i + 1])) for i in range(n)]
-            kp_drv = {k: torch.cat([p[k] for p in per]) for k in per[0]}
-            if self.kp_initial is None:
-                self.kp_initial = {k: v[:1].clone() for k, v in kp_drv.items()}
-                if self.adapt_scale and self.mode == "relative":
-                    self.scale = movement_scale(self.kp_source["value"], self.kp_initial["value"])
-            kp_src = {k: v.expand(n, *v.shape[1:]) for k, v in self.kp_source.items()}
-            kp_init = {k: v.expand(n, *v.shape[1:]) for k, v in self.kp_initial.items()}
-            rel = self.mode == "relative"
-            kp_norm = normalize_kp(kp_src, kp_drv, kp_init, adapt_movement_scale=self.adapt_scale and rel,
-                                   use_relative_movement=rel, use_relative_jacobian=rel, scale=self.scale)
-            out = self.generator(self.source, kp_norm, kp_src, source_cache=self.cache, with_deformed=return_all,
-                                 decode_dtype=self.autocast_dtype)
-            if return_all:
-                out = dict(out)
-                out["kp_norm"] = kp_norm
-                out["kp_driving"] = kp_drv
-                return out
-            return out["prediction"].float()
+        with torch.inference_mode():
+            if not self.exact:
+                out = self._step(frames.contiguous(memory_format=torch.channels_last), return_all)
+                return out if return_all else out["prediction"].float().contiguous()
+            outs = [self._step(frames[i:i + 1], return_all) for i in range(frames.shape[0])]
+            if not return_all:
+                return torch.cat([o["prediction"].float() for o in outs])
+            keys = [k for k in outs[0] if torch.is_tensor(outs[0][k])]
+            res = {k: torch.cat([o[k] for o in outs]) for k in keys}
+            for k in ("kp_norm", "kp_driving"):
+                res[k] = {j: torch.cat([o[k][j] for o in outs]) for j in outs[0][k]}
+            return res
 
 
 # ----------------------------------------------------------------------------- training
 
 
-class _L1Pyramid(nn.Module):
-    """Stand-in for the VGG pyramid when no VGG weights are wanted: sum_s w * mean|x_s - y_s|."""
-
-    def __init__(self, scales, weight: float):
-        super().__init__()
-        self.scales = [float(s) for s in scales]
-        self.weight = float(weight)
-
-    def forward(self, x, y):
-        loss = x.new_zeros(())
-        for s in self.scales:
-            xs, ys = antialias_downsample(x, s), antialias_downsample(y, s)
-            loss = loss + self.weight * (xs - ys.detach()).abs().mean()
-        return loss
-
-
-def _build_perceptual(cfg: LossConfig) -> nn.Module:
-    net = cfg.perceptual_net
-    if net == "auto":
-        from v2v.weights import find_weights
-
-        try:
-            find_weights("vgg19", cfg.vgg_weights)
-            net = "vgg19"
-        except V2VError as exc:
-            warnings.warn(f"{exc}; FOMM perceptual loss falls back to an L1 image pyramid", stacklevel=2)
-            net = "l1"
-    if net == "l1":
-        return _L1Pyramid(cfg.scales, sum(cfg.perceptual))
-    from v2v.losses.perceptual import VGGPyramidLoss
-
-    if net == "vgg19":
-        return VGGPyramidLoss(scales=cfg.scales, layer_weights=cfg.perceptual, weights=cfg.vgg_weights)
-    if net == "vgg19_random":
-        return VGGPyramidLoss(scales=cfg.scales, layer_weights=cfg.perceptual, weights="random")
-    raise V2VError(f"model.loss.perceptual_net: expected vgg19, vgg19_random, l1 or auto, got {net!r}")
-
-
 @register_system("fomm", compat="v2v.compat.fomm", commands="v2v.commands.fomm")
 class FOMMSystem(System):
-    """The trainable FOMM system: ``kp_detector``, ``generator``, ``discriminator``.
-
-    Batches: ``{"source": B,3,H,W, "driving": B,3,H,W}`` in [0,1] (two frames of one video).
-    """
+    """The trainable FOMM system: ``kp_detector``, ``generator`` and (training only)
+    ``discriminator``. Batches: ``{"source": B,3,H,W, "driving": B,3,H,W}`` in [0,1] (two frames
+    of one video). ``inference=True`` builds no discriminator."""
 
     ModelConfig = FOMMModelConfig
     DataConfig = FOMMDataConfig
 
-    def __init__(self, cfg: FOMMModelConfig):
+    def __init__(self, cfg: FOMMModelConfig, inference: bool = False):
         super().__init__()
         self.cfg = cfg
-        kc, gc, dc = cfg.kp_detector, cfg.generator, cfg.discriminator
-        self.kp_detector = KeypointDetector(cfg.num_kp, cfg.num_channels, cfg.estimate_jacobian, kc.block_expansion,
-                                            kc.max_features, kc.num_blocks, kc.temperature, kc.scale_factor,
-                                            kc.single_jacobian_map, kc.pad)
-        self.generator = OcclusionAwareGenerator(cfg.num_channels, cfg.num_kp, gc.block_expansion, gc.max_features,
-                                                 gc.num_down_blocks, gc.num_bottleneck_blocks,
-                                                 gc.estimate_occlusion_map, gc.dense_motion)
-        self.discriminator = MultiScaleDiscriminator(dc.scales, num_channels=cfg.num_channels, num_kp=cfg.num_kp,
-                                                     block_expansion=dc.block_expansion, num_blocks=dc.num_blocks,
-                                                     max_features=dc.max_features, sn=dc.sn, use_kp=dc.use_kp,
-                                                     kp_variance=dc.kp_variance)
+        common = {"num_kp": cfg.num_kp, "num_channels": cfg.num_channels}
+        self.kp_detector = build(KeypointDetector, cfg.kp_detector, "model.kp_detector",
+                                 estimate_jacobian=cfg.estimate_jacobian, **common)
+        self.generator = build(OcclusionAwareGenerator, cfg.generator, "model.generator", **common)
+        self.discriminator = None
+        if not inference:
+            self.discriminator = build(MultiScaleKeypointDiscriminator, cfg.discriminator, "model.discriminator", **common)
         self._perceptual = None
+        self._gan = GANLoss("lsgan")
 
     @classmethod
-    def from_config(cls, model_cfg: FOMMModelConfig) -> FOMMSystem:
-        return cls(model_cfg)
+    def from_config(cls, model_cfg: FOMMModelConfig, inference: bool = False) -> FOMMSystem:
+        return cls(model_cfg, inference=inference)
 
     @classmethod
     def build_dataset(cls, data_cfg: FOMMDataConfig, split: str, model_cfg=None):
@@ -674,7 +500,7 @@ class FOMMSystem(System):
 
     @property
     def gan_enabled(self) -> bool:
-        return self.cfg.loss.generator_gan != 0
+        return self.cfg.loss.generator_gan != 0 and self.discriminator is not None
 
     def optim_groups(self):
         groups = {"G": list(self.generator.parameters()) + list(self.kp_detector.parameters())}
@@ -688,7 +514,8 @@ class FOMMSystem(System):
     @property
     def perceptual(self) -> nn.Module:
         if self._perceptual is None:
-            p = _build_perceptual(self.cfg.loss)
+            lc = self.cfg.loss
+            p = build_pyramid_loss(lc.perceptual_net, lc.scales, lc.perceptual, lc.vgg_weights)
             dev = next(self.generator.parameters()).device
             object.__setattr__(self, "_perceptual", p.to(dev))  # not a registered submodule: not saved
         return self._perceptual
@@ -702,59 +529,60 @@ class FOMMSystem(System):
         out["kp_driving"] = kp_driving
         return out
 
+    def gan_losses(self, pred: torch.Tensor, driving: torch.Tensor, kp: torch.Tensor) -> dict:
+        """Sec. 3.3 / official ``GeneratorFullModel``: LSGAN on every scale's patch map plus
+        feature matching with per-layer weights (``loss.feature_matching``)."""
+        lc = self.cfg.loss
+        d_fake, d_real = self.discriminator(pred, kp), self.discriminator(driving, kp)
+        names = [scale_name(s) for s in self.discriminator.scales]
+        gan = lc.generator_gan * self._gan([[d_fake[f"prediction_map_{s}"]] for s in names], True, False)
+        nw = len(lc.feature_matching)
+        fm = feature_matching_loss([d_fake[f"feature_maps_{s}"][:nw] for s in names],
+                                   [d_real[f"feature_maps_{s}"][:nw] for s in names],
+                                   layer_weights=lc.feature_matching, d_weight=1.0, skip_last=False)
+        return {"G/gan": gan, "G/feature_matching": fm}
+
+    def equivariance_losses(self, driving: torch.Tensor, kp_driving: dict) -> dict:
+        """Sec. 3.3: keypoints of a randomly warped frame ``Y = T_{X<-Y}^{-1}(X)`` must map back,
+        ``T_{X<-R}(p_k) = T_{X<-Y}(T_{Y<-R}(p_k))`` (Eq. 10), and the jacobians must compose,
+        ``I = J_X^{-1} (dT_{X<-Y}) J_Y`` (Eq. 11); L1 on both."""
+        lc, tc = self.cfg.loss, self.cfg.loss.transform
+        tr = RandomTPS(driving.shape[0], tc.sigma_affine, tc.sigma_tps, tc.points_tps, device=driving.device,
+                       dtype=driving.dtype)
+        kp_t = self.kp_detector(tr.transform_frame(driving))
+        out = {}
+        if lc.equivariance_value:
+            ev = (kp_driving["value"] - tr.warp_coordinates(kp_t["value"])).abs().mean()
+            out["G/equivariance_value"] = lc.equivariance_value * ev
+        if lc.equivariance_jacobian and "jacobian" in kp_driving:
+            jt = torch.matmul(tr.jacobian(kp_t["value"]), kp_t["jacobian"])
+            val = torch.matmul(inverse_2x2(kp_driving["jacobian"]), jt)
+            eye = torch.eye(2, device=val.device, dtype=val.dtype).view(1, 1, 2, 2)
+            out["G/equivariance_jacobian"] = lc.equivariance_jacobian * (eye - val).abs().mean()
+        return out
+
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         lc = self.cfg.loss
         source, driving = batch["source"], batch["driving"]
         gen = self.reconstruct(source, driving)
         pred = gen["prediction"]
-        logs = {}
-        total = pred.new_zeros(())
-        if sum(lc.perceptual) != 0:
-            perc = self.perceptual(pred, driving)
-            logs["G/perceptual"] = perc.detach()
-            total = total + perc
-        kp_drv = gen["kp_driving"]
+        terms = {}
+        if sum(lc.perceptual) != 0:  # Sec. 3.3: multi-resolution perceptual reconstruction loss
+            terms["G/perceptual"] = self.perceptual(pred, driving)
+        kp_det = gen["kp_driving"]["value"].detach()
         if self.gan_enabled:
-            kp_det = kp_drv["value"].detach()
-            d_fake = self.discriminator(pred, kp_det)
-            d_real = self.discriminator(driving, kp_det)
-            gan = pred.new_zeros(())
-            fm = pred.new_zeros(())
-            for s in self.discriminator.scales:
-                gan = gan + lc.generator_gan * ((1 - d_fake[f"prediction_map_{scale_name(s)}"]) ** 2).mean()
-                for i, (a, b) in enumerate(zip(d_real[f"feature_maps_{scale_name(s)}"], d_fake[f"feature_maps_{scale_name(s)}"])):
-                    if i < len(lc.feature_matching) and lc.feature_matching[i]:
-                        fm = fm + lc.feature_matching[i] * (a.detach() - b).abs().mean()
-            logs["G/gan"] = gan.detach()
-            logs["G/feature_matching"] = fm.detach()
-            total = total + gan + fm
+            terms.update(self.gan_losses(pred, driving, kp_det))
         if lc.equivariance_value + lc.equivariance_jacobian != 0:
-            tc = lc.transform
-            tr = RandomTPS(driving.shape[0], tc.sigma_affine, tc.sigma_tps, tc.points_tps, device=driving.device,
-                           dtype=driving.dtype)
-            kp_t = self.kp_detector(tr.transform_frame(driving))
-            if lc.equivariance_value:
-                ev = (kp_drv["value"] - tr.warp_coordinates(kp_t["value"])).abs().mean()
-                logs["G/equivariance_value"] = ev.detach()
-                total = total + lc.equivariance_value * ev
-            if lc.equivariance_jacobian and "jacobian" in kp_drv:
-                jt = torch.matmul(tr.jacobian(kp_t["value"]), kp_t["jacobian"])
-                val = torch.matmul(torch.inverse(kp_drv["jacobian"]), jt)
-                eye = torch.eye(2, device=val.device, dtype=val.dtype).view(1, 1, 2, 2)
-                ej = (eye - val).abs().mean()
-                logs["G/equivariance_jacobian"] = ej.detach()
-                total = total + lc.equivariance_jacobian * ej
-        logs["G/rec_l1"] = (pred - driving).abs().mean().detach()
-        out = {"G": total, **logs}
+            terms.update(self.equivariance_losses(driving, gen["kp_driving"]))
+        total = sum(terms.values(), pred.new_zeros(()))
+        out = {"G": total, **{k: v.detach() for k, v in terms.items()},
+               "G/rec_l1": (pred - driving).abs().mean().detach()}
         if self.gan_enabled:
-            kp_det = kp_drv["value"].detach()
             d_fake = self.discriminator(pred.detach(), kp_det)
             d_real = self.discriminator(driving, kp_det)
-            dl = pred.new_zeros(())
-            for s in self.discriminator.scales:
-                v = (1 - d_real[f"prediction_map_{scale_name(s)}"]) ** 2 + d_fake[f"prediction_map_{scale_name(s)}"] ** 2
-                dl = dl + lc.discriminator_gan * v.mean()
-            out["D"] = dl
+            names = [scale_name(s) for s in self.discriminator.scales]
+            out["D"] = lc.discriminator_gan * (self._gan([[d_real[f"prediction_map_{s}"]] for s in names], True)
+                                               + self._gan([[d_fake[f"prediction_map_{s}"]] for s in names], False))
         return out
 
     @torch.no_grad()
