@@ -1,12 +1,13 @@
-"""`v2v data synth {toycity,puppets}`: write a synthetic dataset with exact ground truth."""
+"""`v2v data synth {toycity,puppets,windfield}`: write a synthetic dataset with exact ground truth."""
 from __future__ import annotations
 
-KINDS = ("toycity", "puppets")
+KINDS = ("toycity", "puppets", "windfield")
 
 
 def register(cli) -> None:
     p = cli.group_command("data", "synth", help="generate a synthetic dataset (toycity or puppets)")
-    p.add_argument("kind", choices=KINDS, help="toycity: street label-map videos; puppets: dancing figures")
+    p.add_argument("kind", choices=KINDS, help="toycity: street label-map videos; puppets: dancing figures; "
+                   "windfield: clouds drifting in a wind shown by leaning grass (single-image video prediction)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--videos", type=int, default=4, help="number of videos (default 4)")
     p.add_argument("--frames", type=int, default=12, help="frames per video (default 12)")
@@ -28,7 +29,12 @@ def run_synth(args) -> int:
         raise V2VError(f"--videos must be >= 1 (got {args.videos})")
     if args.frames < 2:
         raise V2VError(f"--frames must be >= 2 (got {args.frames})")
-    if args.kind == "toycity":
+    if args.kind == "windfield":
+        from v2v.data.synthetic.windfield import generate_windfield
+
+        out = generate_windfield(args.out, args.videos, args.frames, size, args.seed, args.split,
+                                 progress=not args.quiet)
+    elif args.kind == "toycity":
         from v2v.data.synthetic.toycity import generate_toycity
 
         out = generate_toycity(args.out, args.videos, args.frames, size, args.seed, args.split,
