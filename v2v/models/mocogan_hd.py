@@ -188,7 +188,7 @@ def load_pca(pca_dir: str, n_pca: int | None = None, dim: int | None = None) -> 
     for name in ("pca_comp.npy", "pca_stdev.npy"):
         p = os.path.join(pca_dir, name)
         if not os.path.isfile(p):
-            raise V2VError(f"PCA stats not found: {p} (compute them with `v2v mocogan-hd pca` or set model.pca_dir)")
+            raise V2VError(f"PCA stats not found: {p} (compute them with `v2v generate mocogan-hd-pca` or set model.pca_dir)")
         try:
             out.append(torch.from_numpy(np.load(p, allow_pickle=False)).float())
         except ValueError as exc:
