@@ -1,9 +1,14 @@
-"""The `v2v` command.
+"""The `v2v` command, built from the modules of :mod:`v2v.commands` and the system registry.
 
-Subcommands are registered by modules listed in :data:`COMMAND_MODULES`. Each module defines
-``register(cli: CLI)`` and keeps heavy imports (models, torch.nn) inside its handlers so that
-`v2v --help` stays fast. Handlers take the parsed ``argparse.Namespace`` and return an exit
-status (0 on success).
+No hand-kept list: the toolkit's own commands (``info``, ``data``, ``train``, ``eval``, ``demo``)
+are the :mod:`v2v.commands` modules found with ``pkgutil``; each registered system adds its own
+verbs through its ``commands=`` module (``animate``, ``generate <system>``, ``dance``, ...), and
+every system with a compat module gets the generic ``convert <system>`` (= ``v2v.load`` +
+``save_pretrained``) and ``parity <system>`` (``run_parity`` -> ``ParityReport`` -> exit code)
+unless its commands module defines its own. ``train`` finds ``system:`` in the registry.
+
+Each command module defines ``register(cli: CLI)`` and keeps heavy imports inside its handlers.
+Handlers take the parsed ``argparse.Namespace`` and return an exit status (0 on success).
 
 Grouped commands (``convert``, ``parity``, ``generate``, ``pose``, ``data``, ``bench``) take a
 second word; systems add themselves with :meth:`CLI.group_command`, e.g.
@@ -20,17 +25,6 @@ import logging
 import sys
 
 from v2v.errors import V2VError
-
-COMMAND_MODULES = [
-    "v2v.commands.info",
-    "v2v.commands.data",
-    "v2v.commands.train",
-    "v2v.commands.fomm",
-    "v2v.commands.vid2vid",
-    "v2v.commands.dance",
-    "v2v.commands.eval",
-    "v2v.commands.demo",
-]
 
 GROUPS = {
     "convert": "convert an official checkpoint into v2v's safetensors format",
@@ -89,43 +83,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_global_options(parser)
     cli = CLI(parser)
-    for mod_name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod_name:  # not written yet
-                continue
-            raise
-        mod.register(cli)
-    _register_systems(cli)
+    from v2v.registry import all_systems
+
+    systems = all_systems()
+    system_modules = {spec.commands for spec in systems.values() if spec.commands}
+    for mod_name in _command_modules():
+        if mod_name not in system_modules:
+            importlib.import_module(mod_name).register(cli)
+    _register_systems(cli, systems)
     return parser
 
 
-def _register_systems(cli: CLI) -> None:
-    """Each registered system's own verbs (``commands=``), then generic ``parity <system>`` for
-    systems with a compat module whose commands did not add one."""
-    from v2v.registry import all_systems
+def _command_modules() -> list[str]:
+    """Every module of :mod:`v2v.commands` (pkgutil), in name order."""
+    import pkgutil
 
-    done = set(COMMAND_MODULES)
-    for spec in all_systems().values():
+    import v2v.commands as pkg
+
+    return [f"{pkg.__name__}.{m.name}" for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)
+            if not m.name.startswith("_")]
+
+
+def _register_systems(cli: CLI, systems: dict) -> None:
+    """Each registered system's own verbs (``commands=``), then the generic ``convert <system>``
+    and ``parity <system>`` for systems with a compat module whose commands did not add them."""
+    done = set()
+    for spec in systems.values():
         if spec.commands and spec.commands not in done:
-            importlib.import_module(spec.commands).register(cli)
             done.add(spec.commands)
-    have = set(cli._groups["parity"].choices) if "parity" in cli._groups else set()
-    for name, spec in all_systems().items():
-        if spec.compat and name not in have and name.replace("-", "_") not in have:
-            aliases = [name.replace("-", "_")] if "-" in name else []
-            p = cli.group_command("parity", name, help=f"run every case of an official {name} fixture folder",
-                                  aliases=aliases)
-            p.add_argument("fixture_dir", help="fixture folder (official checkpoint, options, cases)")
-            p.set_defaults(func=_generic_parity, system=name)
+            try:
+                mod = importlib.import_module(spec.commands)
+            except ModuleNotFoundError as exc:
+                if exc.name == spec.commands:  # declared, not written yet
+                    continue
+                raise
+            mod.register(cli)
+    for verb, add in (("convert", _add_generic_convert), ("parity", _add_generic_parity)):
+        have = set(cli._groups[verb].choices) if verb in cli._groups else set()
+        for name, spec in systems.items():
+            if spec.compat and name not in have and name.replace("-", "_") not in have:
+                add(cli, name, [name.replace("-", "_")] if "-" in name else [])
+
+
+def _add_generic_convert(cli: CLI, name: str, aliases: list[str]) -> None:
+    p = cli.group_command("convert", name, help=f"convert an official {name} checkpoint (v2v.load + save_pretrained)",
+                          aliases=aliases)
+    p.add_argument("checkpoint", help="official checkpoint file or folder")
+    p.add_argument("--config", "--opt", dest="config", default=None,
+                   help="official config / opt.txt (default: found beside the checkpoint)")
+    p.add_argument("--out", required=True, help=f"output folder: {name}.safetensors + {name}.yaml")
+    p.set_defaults(func=_generic_convert, system=name)
+
+
+def _add_generic_parity(cli: CLI, name: str, aliases: list[str]) -> None:
+    p = cli.group_command("parity", name, help=f"run every case of an official {name} fixture folder",
+                          aliases=aliases)
+    p.add_argument("fixture_dir", help="fixture folder (official checkpoint, options, cases)")
+    p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    p.set_defaults(func=_generic_parity, system=name)
+
+
+def _generic_convert(args) -> int:
+    import v2v
+
+    system = v2v.load(args.checkpoint, args.config)
+    if type(system).system_name != args.system:
+        raise V2VError(f"{args.checkpoint}: a '{type(system).system_name}' checkpoint, not {args.system}")
+    paths = system.save_pretrained(args.out)
+    print(f"wrote {paths['weights']}\nwrote {paths['config']}")
+    return 0
 
 
 def _generic_parity(args) -> int:
     from v2v.registry import get_spec
 
     report = get_spec(args.system).compat_module().run_parity(args.fixture_dir)
-    report.print()
+    if getattr(args, "quiet", False):
+        for line in report.lines():
+            if line.startswith("FAIL"):
+                print(line)
+        print(report.summary())
+    else:
+        report.print()
     return report.exit_code
 
 

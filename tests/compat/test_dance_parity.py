@@ -15,9 +15,23 @@ from v2v.errors import V2VError
 def test_parity_cli_passes_on_official_fixture(shared, run_cli):
     rc, out, err = run_cli("parity", "dance", shared / "fixtures" / "edn", "--quiet")
     assert rc == 0, out + err
-    assert "PASS" in out and "FAIL" not in out
-    n = int(out.strip().splitlines()[-1].split("/")[0])
+    assert out.strip().endswith("PASS") and "FAIL" not in out
+    n = int(out.strip().splitlines()[-1].split(": ")[1].split("/")[0])
     assert n >= 130  # cases.npz + render.npz + posenorm.npz arrays
+
+
+def test_parity_fails_on_a_perturbed_array(shared, tmp_path, run_cli):
+    """The must-fail case: one expected array nudged beyond its tolerance -> exit 1, row named."""
+    fx = shared / "fixtures" / "edn"
+    d = tmp_path / "fx"
+    shutil.copytree(fx, d)
+    c = dict(np.load(fx / "cases.npz"))
+    c["I_0"] = c["I_0"] + np.float32(1e-2)
+    np.savez(d / "cases.npz", **c)
+    rc, out, _err = run_cli("parity", "dance", d)
+    assert rc == 1
+    assert any(line.startswith("FAIL") and " I_0 " in line for line in out.splitlines())
+    assert out.strip().endswith("FAIL")
 
 
 def test_options_and_widths_come_from_the_fixture(shared):
@@ -62,17 +76,15 @@ def test_loader_tolerates_missing_num_batches_tracked_and_stale_instancenorm_buf
 
 
 def test_convert_writes_safetensors_that_reproduce_the_official_outputs(shared, tmp_path, run_cli):
-    from v2v.models.dance import DanceSystem
-    from v2v.train.checkpoint import load_weights, read_metadata
+    import v2v
+    from v2v.weights_io import read_metadata
 
     fx, d = _copy_fixture(shared, tmp_path)
     rc, _out, err = run_cli("convert", "dance", d, "--opt", fx / "opt.txt", "--out", tmp_path / "conv")
     assert rc == 0, err
     meta = read_metadata(tmp_path / "conv" / "dance.safetensors")
     assert meta["system"] == "dance"
-    cfg = load_official(d).cfg
-    s = DanceSystem(cfg, build_losses=False)
-    load_weights(s, tmp_path / "conv" / "dance.safetensors", strict=True)
+    s = v2v.load(tmp_path / "conv")
     c = np.load(fx / "cases.npz")
     with torch.no_grad():
         g = s.generator.step_raw(torch.from_numpy(c["label_1"]), torch.from_numpy(c["I_0"]),
@@ -112,6 +124,7 @@ def test_unet_face_generator_matches_official_layout_and_inplace_skip_quirk():
     from dataclasses import replace
 
     from v2v.compat.dance import map_generator_keys
+    from v2v.models.base import config_kwargs
     from v2v.models.dance import DanceGenerator
 
     torch.manual_seed(0)
@@ -133,7 +146,7 @@ def test_unet_face_generator_matches_official_layout_and_inplace_skip_quirk():
                                    "face_generator": True, "faceGtype": "unet", "label_nc": 6},
                                   Gface_sd=sd), vgg=False)
     assert cfg.face_gtype == "unet" and cfg.face_ngf == 4
-    g = DanceGenerator(cfg)
+    g = DanceGenerator(**config_kwargs(DanceGenerator, cfg))
     mapped = {k[5:]: v for k, v in map_generator_keys(sd, cfg, "Gface").items()}
     assert set(mapped) == set(g.face.state_dict())
     g.face.load_state_dict(mapped)
@@ -223,7 +236,7 @@ def test_local_enhancer_and_flat_discriminator_follow_the_official_layout():
     for p in ref.parameters():
         p.data.normal_(0, 0.3)
     cfg = config_from_opt(opt, ref.state_dict())
-    s = DanceSystem(cfg, build_losses=False)
+    s = DanceSystem(cfg)
     mapped = {k[4:]: v for k, v in map_generator_keys(ref.state_dict(), cfg, "G").items()}
     assert set(mapped) == set(s.generator.net.state_dict())
     s.generator.net.load_state_dict(mapped)
@@ -321,9 +334,9 @@ def test_parity_runner_on_another_fixture_set_unet_face_no_interm_features(tmp_p
             c[f"Dface_{tag}_0_train"] = Df.facemodel(x.clone())
             c[f"Dface_{tag}_0_eval"] = Df_eval.facemodel(x.clone())
     np.savez(tmp_path / "cases.npz", **{k: v.numpy() for k, v in c.items()})
-    ok, rows = run_parity(tmp_path, verbose=False)
-    assert ok, [r for r in rows if not r[3]]
-    names = {r[0] for r in rows}
+    rep = run_parity(tmp_path)
+    assert rep.ok, [r for r in rep.rows if not r.ok]
+    names = {r.name for r in rep.rows}
     assert {"I_1", "face_residual_1", "faceG_case_out_eval", "Dface_real_0_eval", "G_out_1"} <= names
     s = load_official(tmp_path)
     assert s.cfg.face_gtype == "unet" and s.cfg.face_ngf == 8 and s.cfg.face_ndf == 8 and not s.cfg.gan_feat

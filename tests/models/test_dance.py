@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from v2v.errors import V2VError
+from v2v.models.base import config_kwargs
 from v2v.models.dance import (
     DanceGenerator,
     DanceModelConfig,
@@ -29,7 +30,7 @@ def _cfg(**kw):
 
 def test_face_residual_only_inside_box_and_chain_uses_previous_output():
     torch.manual_seed(0)
-    g = DanceGenerator(_cfg()).eval()
+    g = DanceGenerator(**config_kwargs(DanceGenerator, _cfg())).eval()
     label = torch.rand(2, 3, 32, 48)
     box = torch.tensor([[4, 20, 8, 24], [10, 26, 20, 36]])
     out = g.step_raw(label, None, box)
@@ -176,7 +177,7 @@ def test_dance_end_to_end_on_another_identity(trained, puppets, run_cli, tmp_pat
 def test_edn_layout_dataset_and_missing_face_box(shared, tmp_path):
     import shutil
 
-    from v2v.models.dance import DanceDataConfig, EDNFolderDataset
+    from v2v.data.dance import DanceDataConfig, EDNFolderDataset
 
     root = shared / "data" / "edn_sample" / "train"
     cfg = DanceDataConfig(root=str(root), size=[256, 512])

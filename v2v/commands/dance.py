@@ -4,8 +4,9 @@
     v2v pose extract SRC --out POSE_DIR [--backend auto|openpose|puppets|mediapipe]
     v2v pose normalize --source POSE_DIR --target POSE_DIR --out DIR
     v2v pose render POSE_DIR --out DIR [--size 512] [--frame-size HxW] [--facetexts]
-    v2v convert dance CKPT_DIR --opt opt.txt [--out DIR]
-    v2v parity dance FIXTURE_DIR
+
+``v2v convert dance CKPT_DIR [--config opt.txt] --out DIR`` and ``v2v parity dance FIXTURE_DIR``
+are the registry's generic verbs (:mod:`v2v.cli`).
 """
 from __future__ import annotations
 
@@ -63,18 +64,6 @@ def register(cli):
     p.add_argument("--map-25-to-23", action="store_true", help="render BODY_25 as BODY_23 (official flag)")
     p.add_argument("--facetexts", action="store_true", help="also write <out>/facetexts/<name>.txt face boxes")
     p.set_defaults(func=run_render)
-
-    p = cli.group_command("convert", "dance", help="convert an official Everybody Dance Now checkpoint folder")
-    p.add_argument("folder", help="folder with latest_net_G.pth (+ _Gface, _D, _Dface)")
-    p.add_argument("--opt", default=None, help="official opt.txt (default: the folder's opt.txt/config.json)")
-    p.add_argument("--out", default=None, help="output folder (default: the checkpoint folder)")
-    p.add_argument("--epoch", default="latest", help="checkpoint label (default latest)")
-    p.set_defaults(func=run_convert)
-
-    p = cli.group_command("parity", "dance", help="check v2v against an official EDN fixture folder")
-    p.add_argument("folder", help="fixture folder (opt.txt, config.json, latest_net_*.pth, *.npz)")
-    p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
-    p.set_defaults(func=run_parity_cmd)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -162,57 +151,35 @@ def normalized_sequence(src_frames, src_hw, tgt_stats, tgt_hw, fmt, smooth=7, no
 
 
 def _load_model(args):
-    """(DanceSystem, data_cfg) from --config and --checkpoint."""
-    import torch
+    """(DanceSystem, data config) from --checkpoint and --config (``v2v.load`` detects the format).
 
+    The data geometry comes from the experiment a ``v2v train`` checkpoint embeds, else from the
+    YAML's ``data:`` section, else it is the official one (1080x1920 canvas, 512x1024 labels,
+    128x128 face box: what official checkpoints and their conversions were trained on)."""
+    import v2v
+    from v2v.config import from_dict, load_yaml
+    from v2v.data.dance import DanceDataConfig
     from v2v.errors import V2VError
-    from v2v.models.dance import DanceDataConfig, DanceSystem
+    from v2v.weights_io import read_metadata
 
     ckpt, cfg_path = args.checkpoint, args.config
-    if os.path.isdir(ckpt) or ckpt.endswith(".pth"):
-        from v2v.compat.dance import load_official, read_opt
+    ema = False  # a training checkpoint with an EMA generator is used with it (as `v2v train` samples)
+    if os.path.isfile(ckpt) and ckpt.endswith(".safetensors"):
+        from safetensors import safe_open
 
-        folder = ckpt if os.path.isdir(ckpt) else os.path.dirname(ckpt)
-        opt = read_opt(cfg_path) if cfg_path.endswith((".txt", ".json")) else None
-        system = load_official(folder, opt, with_discriminators=False)
-        # the official geometry: 1080x1920 canvas, 512x1024 labels, 128x128 face box
-        data_cfg = DanceDataConfig(size=[512, 1024], canvas_height=None, map_25_to_23=True, face_box=[128, 128])
-        if cfg_path.endswith((".yaml", ".yml")):
-            from v2v.train.config import load_experiment
-
-            _cls, exp = load_experiment(cfg_path, [])
-            data_cfg = exp.data
-        return system, data_cfg
-    from v2v.weights_io import load_weights, read_weights
-    from v2v.train.config import load_experiment
-
-    _cls, exp = load_experiment(cfg_path, [])
-    if getattr(exp, "system", "dance") != "dance":
-        raise V2VError(f"{cfg_path}: system is '{exp.system}', `v2v dance` needs a dance config")
-    mcfg = exp.model
-    tensors, meta = read_weights(ckpt)
-    if meta.get("config"):  # a training checkpoint carries its experiment: its model section built the weights
-        from v2v.config import from_dict
-
-        try:
-            emb = json.loads(meta["config"])
-        except ValueError:
-            emb = {}
-        if isinstance(emb, dict) and emb.get("system", "dance") == "dance" and isinstance(emb.get("model"), dict):
-            mcfg = from_dict(type(mcfg), emb["model"], prefix="model")
-    elif meta.get("model"):  # `v2v convert dance` output
-        from v2v.config import from_dict
-
-        mcfg = from_dict(type(mcfg), json.loads(meta["model"]), prefix="model")
-    mcfg.vgg = False  # inference only
-    system = DanceSystem(mcfg, build_losses=False)
-    if any(k.startswith("generator.") for k in tensors):
-        load_weights(system.generator, ckpt, strict=True, prefix="generator.",
-                     ema=any(k.startswith("ema.generator.") for k in tensors))
-    else:
-        load_weights(system, ckpt, strict=False)
-    del torch
-    return system, exp.data
+        with safe_open(ckpt, framework="pt") as f:
+            ema = any(k.startswith("ema.generator.") for k in f.keys())  # noqa: SIM118
+    system = v2v.load(ckpt, cfg_path if cfg_path.endswith((".txt", ".json", ".yaml", ".yml")) else None, ema=ema)
+    if type(system).system_name != "dance":
+        raise V2VError(f"{ckpt}: a '{type(system).system_name}' checkpoint; `v2v dance` needs a dance one")
+    data = None
+    if os.path.isfile(ckpt) and ckpt.endswith(".safetensors") and "config" in (meta := read_metadata(ckpt)):
+        data = json.loads(meta["config"]).get("data")
+    if data is None and cfg_path.endswith((".yaml", ".yml")):
+        data = load_yaml(cfg_path).get("data")
+    if data is None:
+        return system, DanceDataConfig(size=[512, 1024], canvas_height=None, map_25_to_23=True, face_box=[128, 128])
+    return system, from_dict(DanceDataConfig, data, prefix="data")
 
 
 def run_dance(args) -> int:
@@ -390,22 +357,3 @@ def run_render(args) -> int:
         raise V2VError(f"{args.source}: no frame with exactly one person to render")
     print(f"wrote {n} label images ({2 * S}x{S}) to {args.out}")
     return 0
-
-
-def run_convert(args) -> int:
-    from v2v.compat.dance import convert
-
-    paths = convert(args.folder, args.opt, args.out, args.epoch)
-    print(f"wrote {paths['weights']} and {paths['config']}")
-    return 0
-
-
-def run_parity_cmd(args) -> int:
-    from v2v.compat.dance import run_parity
-
-    def pr(line):
-        if not args.quiet or line.startswith("FAIL") or "arrays within tolerance" in line:
-            print(line)
-
-    ok, _rows = run_parity(args.folder, verbose=True, print_fn=pr)
-    return 0 if ok else 1

@@ -1,12 +1,17 @@
-"""Everybody Dance Now official checkpoints: options, key maps, loaders and the parity runner.
+"""Everybody Dance Now official checkpoints: pure official-format functions and the parity runner.
+
+The system contract (``docs/sections/adding_a_system.md``): :func:`detect`, :func:`read_official`,
+:func:`config_from_official`, :func:`checkpoint_filter_fn`, :func:`run_parity`; ``v2v.load`` and
+``v2v convert dance`` / ``v2v parity dance`` use only these.
 
 Official files (``BaseModel.save_network``): ``<epoch>_net_G.pth`` (GlobalGenerator or
 LocalEnhancer), ``_net_D.pth`` (MultiscaleDiscriminator), ``_net_Dface.pth`` (NLayer, BatchNorm),
-``_net_Gface.pth`` (face residual generator, global or unet); bare state dicts, loaded with
-``torch.load(f, map_location="cpu", weights_only=True)``. Options come from the ``opt.txt`` that
-``BaseOptions.parse()`` writes (or a ``config.json`` with an ``options`` mapping). Face widths are
-read from the checkpoint shapes (the official code hard-codes 64). Loaders drop InstanceNorm
-running buffers (torch 0.3 checkpoints) and tolerate a missing ``num_batches_tracked``.
+``_net_Gface.pth`` (face residual generator, global or unet); bare state dicts, read with
+``torch.load(f, map_location="cpu", weights_only=True)`` (:mod:`v2v.compat.common`). Options come
+from the ``opt.txt`` that ``BaseOptions.parse()`` writes (or a ``config.json`` with an ``options``
+mapping), read by the shared :func:`v2v.compat.common.read_options`. Face widths, which the
+official code hard-codes to 64, are read from the checkpoint shapes. InstanceNorm running buffers
+(torch 0.3 checkpoints) are dropped and a missing ``num_batches_tracked`` is tolerated.
 """
 from __future__ import annotations
 
@@ -18,14 +23,19 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from v2v.compat.common import official_state_dict
+from v2v.compat.common import official_state_dict, read_options
+from v2v.compat.report import ParityReport, load_cases
 from v2v.errors import V2VError
 from v2v.models.dance import DanceModelConfig, DanceSystem
+from v2v.weights_io import check_state_dict
 
 __all__ = [
     "PARITY_TOLERANCES",
+    "checkpoint_filter_fn",
+    "checkpoint_widths",
+    "config_from_official",
     "config_from_opt",
-    "convert",
+    "detect",
     "load_official",
     "map_generator_keys",
     "map_global_keys",
@@ -33,67 +43,27 @@ __all__ = [
     "map_multiscale_d_keys",
     "map_nlayer_flat_keys",
     "map_unet_keys",
+    "read_official",
     "read_opt",
     "run_parity",
 ]
+
+#: options key under which :func:`read_official` passes the widths read from the checkpoint shapes
+FROM_CHECKPOINT = "v2v_from_checkpoint"
 
 
 # ----------------------------------------------------------------------------------- options
 
 
-def _parse_value(v: str):
-    v = v.strip()
-    if v in ("True", "False"):
-        return v == "True"
-    if v.startswith("[") and v.endswith("]"):
-        inner = v[1:-1].strip()
-        return [_parse_value(x) for x in inner.split(",")] if inner else []
-    for tp in (int, float):
-        try:
-            return tp(v)
-        except ValueError:
-            pass
-    return v
-
-
 def read_opt(path_or_dir: str | os.PathLike) -> dict:
-    """Official options from ``opt.txt`` (``name: value`` lines) or ``config.json["options"]``.
-
-    ``path_or_dir``: the file, or a folder holding ``opt.txt`` or ``config.json``."""
-    p = os.fspath(path_or_dir)
-    if os.path.isdir(p):
-        for name in ("opt.txt", "config.json"):
-            if os.path.isfile(os.path.join(p, name)):
-                p = os.path.join(p, name)
-                break
-        else:
-            raise V2VError(f"{p}: no opt.txt or config.json with the official options")
-    if not os.path.isfile(p):
-        raise V2VError(f"options file not found: {p}")
-    if p.endswith(".json"):
-        with open(p, encoding="utf-8") as f:
-            data = json.load(f)
-        opts = data.get("options", data)
-        if not isinstance(opts, dict):
-            raise V2VError(f"{p}: expected an 'options' mapping")
-        return dict(opts)
-    opts = {}
-    with open(p, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line.strip() or line.startswith("---") or ":" not in line:
-                continue
-            k, v = line.split(":", 1)
-            opts[k.strip()] = _parse_value(v)
-    if "netG" not in opts:
-        raise V2VError(f"{p}: not an official opt.txt (no 'netG' option)")
-    return opts
+    """Official options from ``opt.txt`` / ``config.json`` (or a folder holding one)."""
+    return read_options(path_or_dir, required="netG", what="Everybody Dance Now")
 
 
-def config_from_opt(opt: dict, G_sd: dict | None = None, Gface_sd: dict | None = None,
-                    Dface_sd: dict | None = None) -> DanceModelConfig:
-    """Our model config from official options (+ face widths from checkpoint shapes when given)."""
-    g = lambda k, d=None: opt.get(k, d)
+def config_from_official(options: dict) -> DanceModelConfig:
+    """Our model config from official options (pure). Widths that the official code hard-codes
+    and :func:`read_official` read from the checkpoint shapes come under ``options[FROM_CHECKPOINT]``."""
+    g = options.get
     label_nc = int(g("label_nc", 6))
     output_nc = int(g("output_nc", 3))
     if not g("no_instance", True):
@@ -111,20 +81,33 @@ def config_from_opt(opt: dict, G_sd: dict | None = None, Gface_sd: dict | None =
         train_face_only=bool(g("face_generator", False)))
     if cfg.netG == "local" and int(g("n_local_enhancers", 1)) != 1:
         raise V2VError(f"official option n_local_enhancers={g('n_local_enhancers')}: only 1 is supported")
-    if G_sd is not None and cfg.netG == "global" and "model.1.weight" in G_sd:
-        cfg = replace(cfg, ngf=int(G_sd["model.1.weight"].shape[0]))
+    return replace(cfg, **(g(FROM_CHECKPOINT) or {}))
+
+
+def checkpoint_widths(G_sd: dict | None = None, Gface_sd: dict | None = None, Dface_sd: dict | None = None,
+                      netG: str = "global") -> dict:
+    """Config fields read from official state-dict shapes (the official code hard-codes the face
+    widths to 64; fixtures and fine-tuned models may differ)."""
+    out = {}
+    if G_sd is not None and netG == "global" and "model.1.weight" in G_sd:
+        out["ngf"] = int(G_sd["model.1.weight"].shape[0])
     if Gface_sd is not None:
         if any(k.startswith("model.model.") for k in Gface_sd):
-            cfg = replace(cfg, face_gtype="unet", face_generator=True,
-                          face_ngf=int(Gface_sd["model.model.0.weight"].shape[0]))
+            out.update(face_gtype="unet", face_generator=True, face_ngf=int(Gface_sd["model.model.0.weight"].shape[0]))
         elif "model.1.weight" in Gface_sd:
             nb = len({k.split(".")[1] for k in Gface_sd if ".conv_block." in k})
-            cfg = replace(cfg, face_gtype="global", face_generator=True,
-                          face_ngf=int(Gface_sd["model.1.weight"].shape[0]), face_n_blocks=nb)
+            out.update(face_gtype="global", face_generator=True, face_ngf=int(Gface_sd["model.1.weight"].shape[0]),
+                       face_n_blocks=nb)
     if Dface_sd is not None and "facemodel.0.weight" in Dface_sd:
-        cfg = replace(cfg, face_ndf=int(Dface_sd["facemodel.0.weight"].shape[0]), face_discrim=True)
-    return cfg
+        out.update(face_ndf=int(Dface_sd["facemodel.0.weight"].shape[0]), face_discrim=True)
+    return out
 
+
+def config_from_opt(opt: dict, G_sd: dict | None = None, Gface_sd: dict | None = None,
+                    Dface_sd: dict | None = None) -> DanceModelConfig:
+    """:func:`config_from_official` with the widths of the given official state dicts."""
+    widths = checkpoint_widths(G_sd, Gface_sd, Dface_sd, str(opt.get("netG", "global")))
+    return config_from_official({**opt, FROM_CHECKPOINT: {**(opt.get(FROM_CHECKPOINT) or {}), **widths}})
 
 # ---------------------------------------------------------------------------------- key maps
 
@@ -250,26 +233,15 @@ def map_generator_keys(sd: dict, cfg: DanceModelConfig, which: str = "G") -> dic
 # ------------------------------------------------------------------------------------ loading
 
 
-def _load_pth(path: str) -> dict:
-    return official_state_dict(path, require_tensors=False)
-
-
-def _assign(module: torch.nn.Module, mapped: dict, path: str, what: str) -> None:
-    expected = module.state_dict()
-    missing = []
-    for k, t in expected.items():
-        if k not in mapped:
-            if k.endswith("num_batches_tracked"):
-                mapped[k] = torch.zeros((), dtype=torch.long)  # torch 0.4.0 checkpoints lack it
-            else:
-                missing.append(k)
-        elif tuple(mapped[k].shape) != tuple(t.shape):
-            raise V2VError(f"{path}: {what} tensor for '{k}' has shape {tuple(mapped[k].shape)}, the model "
-                           f"built from the options expects {tuple(t.shape)} (options and checkpoint disagree)")
-    if missing:
-        raise V2VError(f"{path}: {what} lacks {len(missing)} tensors the options imply, e.g. "
-                       f"{', '.join(missing[:3])} (wrong opt.txt, or not a {what} checkpoint?)")
-    module.load_state_dict({k: mapped[k] for k in expected}, strict=True)
+def _split_checkpoint(checkpoint: str | os.PathLike) -> tuple[str, str]:
+    """(folder, epoch label) of an official folder or ``<epoch>_net_G.pth`` file."""
+    p = os.fspath(checkpoint)
+    if os.path.isdir(p):
+        return p, "latest"
+    m = re.match(r"^(.+)_net_G\.pth$", os.path.basename(p))
+    if not m:
+        raise V2VError(f"{p}: expected an official Everybody Dance Now folder or an '<epoch>_net_G.pth' file")
+    return os.path.dirname(p) or ".", m.group(1)
 
 
 def find_checkpoint(folder: str, name: str, epoch: str = "latest") -> str | None:
@@ -277,58 +249,92 @@ def find_checkpoint(folder: str, name: str, epoch: str = "latest") -> str | None
     return p if os.path.isfile(p) else None
 
 
-def load_official(folder: str | os.PathLike, opt: dict | str | None = None, epoch: str = "latest",
-                  with_discriminators: bool = True, build_losses: bool = False) -> DanceSystem:
-    """Build a :class:`DanceSystem` from an official checkpoint folder (``<epoch>_net_G.pth`` and,
-    when present, ``_Gface``, ``_D``, ``_Dface``). ``opt`` = options dict, a path, or None (read
-    ``opt.txt``/``config.json`` from the folder)."""
-    folder = os.fspath(folder)
+def detect(checkpoint: str | os.PathLike, config: str | os.PathLike | None = None) -> bool:
+    """Cheap: an official EDN folder (``*_net_G.pth``) or generator file (``<epoch>_net_G.pth``)."""
+    p = os.fspath(checkpoint)
+    if os.path.isdir(p):
+        return any(f.endswith("_net_G.pth") for f in os.listdir(p))
+    return os.path.basename(p).endswith("_net_G.pth")
+
+
+def read_official(checkpoint: str | os.PathLike, config: str | os.PathLike | None = None,
+                  with_discriminators: bool = False) -> tuple[dict, dict]:
+    """(options, state dict) of an official folder or ``<epoch>_net_G.pth`` file.
+
+    ``config``: ``opt.txt`` / ``config.json`` (default: the one in the folder; a v2v YAML given
+    for the data geometry is ignored here). The state dict has the official keys under the file
+    labels: ``G.*``, ``Gface.*`` (+ ``D.*``, ``Dface.*`` with ``with_discriminators``), and the
+    options carry the checkpoint widths under ``FROM_CHECKPOINT``.
+    """
+    folder, epoch = _split_checkpoint(checkpoint)
     gpath = find_checkpoint(folder, "G", epoch)
     if gpath is None:
         raise V2VError(f"{folder}: no {epoch}_net_G.pth (official Everybody Dance Now checkpoint folder expected)")
-    if not isinstance(opt, dict):
-        opt = read_opt(opt if opt else folder)
-    G_sd = _load_pth(gpath)
-    fpath = find_checkpoint(folder, "Gface", epoch)
-    F_sd = _load_pth(fpath) if fpath else None
-    dpath = find_checkpoint(folder, "D", epoch) if with_discriminators else None
-    dfpath = find_checkpoint(folder, "Dface", epoch) if with_discriminators else None
-    DF_sd = _load_pth(dfpath) if dfpath else None
-    cfg = config_from_opt(opt, G_sd, F_sd, DF_sd)
-    if cfg.face_generator and F_sd is None:
+    use_config = config is not None and os.fspath(config).endswith((".txt", ".json"))
+    opt = read_opt(config if use_config else folder)
+    names = ("G", "Gface", "D", "Dface") if with_discriminators else ("G", "Gface")
+    parts = {n: official_state_dict(p, require_tensors=False) for n in names if (p := find_checkpoint(folder, n, epoch))}
+    if bool(opt.get("face_generator", False)) and "Gface" not in parts:
         raise V2VError(f"{folder}: the options enable the face generator but {epoch}_net_Gface.pth is missing")
-    cfg = replace(cfg, vgg=cfg.vgg and build_losses, face_discrim=cfg.face_discrim and DF_sd is not None)
-    system = DanceSystem(cfg, build_losses=build_losses)
-    _assign(system.generator.net, {k[4:]: v for k, v in map_generator_keys(G_sd, cfg, "G").items()}, gpath, "netG")
+    widths = checkpoint_widths(parts.get("G"), parts.get("Gface"), parts.get("Dface"), str(opt.get("netG", "global")))
+    if not with_discriminators:
+        widths["face_discrim"] = False  # nothing to judge with at inference
+    opt = {**opt, FROM_CHECKPOINT: widths}
+    return opt, {f"{n}.{k}": v for n, sd in parts.items() for k, v in sd.items()}
+
+
+def _fill_bn_counters(mapped: dict, expected: dict) -> dict:
+    """torch 0.4.0 checkpoints lack ``num_batches_tracked``: add zeros where the model has one."""
+    for k in expected:
+        if k.endswith("num_batches_tracked") and k not in mapped and k[: -len("num_batches_tracked")] + "running_mean" in mapped:
+            mapped[k] = torch.zeros((), dtype=torch.long)
+    return mapped
+
+
+def _part(sd: dict, name: str) -> dict:
+    return {k[len(name) + 1:]: v for k, v in sd.items() if k.startswith(name + ".")}
+
+
+def checkpoint_filter_fn(state_dict: dict, cfg: DanceModelConfig) -> dict:
+    """Official ``G.*`` / ``Gface.*`` keys (from :func:`read_official`) -> our inference-built
+    :class:`DanceSystem` keys (``generator.net.*``, ``generator.face.*``); discriminators dropped."""
+    out = {f"generator.{k}": v for k, v in map_generator_keys(_part(state_dict, "G"), cfg, "G").items()}
     if cfg.face_generator:
-        _assign(system.generator.face, {k[5:]: v for k, v in map_generator_keys(F_sd, cfg, "Gface").items()},
-                fpath, "face generator")
-    if dpath:
-        _assign(system.netD, map_multiscale_d_keys(_load_pth(dpath), cfg.num_D, cfg.n_layers_D, cfg.gan_feat),
-                dpath, "netD")
-    if DF_sd is not None and system.netDface is not None:
-        _assign(system.netDface, map_nlayer_flat_keys(DF_sd, cfg.n_layers_D, "facemodel.", ""), dfpath, "netDface")
-    system.official_options = opt
+        out.update({f"generator.{k}": v for k, v in map_generator_keys(_part(state_dict, "Gface"), cfg, "Gface").items()})
+        for k in [k for k in out if k.endswith("running_mean") and k.startswith("generator.face.")]:
+            out.setdefault(k[: -len("running_mean")] + "num_batches_tracked", torch.zeros((), dtype=torch.long))
+    return out
+
+
+def load_official(folder: str | os.PathLike, opt: dict | str | None = None, with_discriminators: bool = True
+                  ) -> DanceSystem:
+    """A training-built :class:`DanceSystem` (generators + discriminators present in the folder,
+    no VGG) from an official folder: what the parity runner checks. ``opt``: an options dict, a
+    path, or None (the folder's ``opt.txt`` / ``config.json``). Inference uses ``v2v.load``."""
+    folder = os.fspath(folder)
+    options, sd = read_official(folder, opt if isinstance(opt, (str, os.PathLike)) else None,
+                                with_discriminators=with_discriminators)
+    if isinstance(opt, dict):
+        options = {**opt, FROM_CHECKPOINT: options[FROM_CHECKPOINT]}
+    cfg = replace(config_from_official(options), vgg=False)
+    if not with_discriminators or not any(k.startswith("Dface.") for k in sd):
+        cfg = replace(cfg, face_discrim=False)
+    system = DanceSystem(cfg)
+    mapped = checkpoint_filter_fn(sd, cfg)
+    if any(k.startswith("D.") for k in sd):
+        mapped.update({f"netD.{k}": v for k, v in
+                       map_multiscale_d_keys(_part(sd, "D"), cfg.num_D, cfg.n_layers_D, cfg.gan_feat).items()})
+    if system.netDface is not None:
+        mapped.update({f"netDface.{k}": v for k, v in
+                       map_nlayer_flat_keys(_part(sd, "Dface"), cfg.n_layers_D, "facemodel.", "").items()})
+    expected = system.state_dict()
+    if not any(k.startswith("D.") for k in sd):
+        expected = {k: v for k, v in expected.items() if not k.startswith("netD.")}
+    mapped = _fill_bn_counters(mapped, expected)
+    check_state_dict(expected, mapped, folder)
+    system.load_state_dict(mapped, strict=False)
+    system.official_options = options
     return system
-
-
-def convert(folder: str, opt_path: str | None = None, out_dir: str | None = None, epoch: str = "latest") -> dict:
-    """Convert an official folder into ``generator.safetensors`` (+ ``discriminators.safetensors``)
-    and ``model.yaml`` (our model config) in ``out_dir`` (default: the folder). Returns the paths."""
-    from v2v.config import save_yaml, to_dict
-    from v2v.weights_io import save_weights
-
-    system = load_official(folder, opt_path, epoch)
-    out_dir = out_dir or folder
-    os.makedirs(out_dir, exist_ok=True)
-    meta = {"system": "dance", "source": os.path.basename(os.path.abspath(folder)), "model": to_dict(system.cfg)}
-    paths = {"weights": os.path.join(out_dir, "dance.safetensors"), "config": os.path.join(out_dir, "model.yaml")}
-    sd = {k: v for k, v in system.state_dict().items() if not k.startswith("vgg.")}
-    save_weights(sd, paths["weights"], metadata=meta)
-    # official data geometry: 1080x1920 canvas, 512x1024 labels, 128x128 face box, BODY_23 rendering
-    data = {"size": [512, 1024], "canvas_height": None, "map_25_to_23": True, "face_box": [128, 128]}
-    save_yaml({"system": "dance", "model": to_dict(system.cfg), "data": data}, paths["config"])
-    return paths
 
 
 # ------------------------------------------------------------------------------------- parity
@@ -341,21 +347,8 @@ def _t(a) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
-def _cmp(rows: list, name: str, got, exp, tol: float, kind: str = "") -> None:
-    got = np.asarray(got.detach().cpu().numpy() if torch.is_tensor(got) else got)
-    exp = np.asarray(exp)
-    if got.shape != exp.shape:
-        rows.append((name, float("inf"), tol, False, f"shape {got.shape} != {exp.shape}"))
-        return
-    if exp.dtype.kind == "f":
-        both_nan = np.isnan(exp) & np.isnan(got.astype(np.float64))
-        diff = np.where(both_nan, 0.0, np.abs(got.astype(np.float64) - exp.astype(np.float64)))
-        err = float(np.nanmax(diff)) if diff.size else 0.0
-        if np.isnan(diff).any():
-            err = float("inf")
-    else:
-        err = float(np.abs(got.astype(np.int64) - exp.astype(np.int64)).max()) if exp.size else 0.0
-    rows.append((name, err, tol, err <= tol, kind))
+def _cmp(rep: ParityReport, name: str, got, exp, tol: float, kind: str = "") -> None:
+    rep.compare(name, got, exp, atol=tol, note=kind)
 
 
 def _parity_cases(system: DanceSystem, c, rows: list) -> None:
@@ -443,11 +436,9 @@ def _parity_cases(system: DanceSystem, c, rows: list) -> None:
         if "losses" in c:
             out = system.losses_raw(label0, label1, real0, real1, box)
             names = ["G_GAN", "G_GAN_Feat", "G_VGG", "D_real", "D_fake", "G_GANface", "D_realface", "D_fakeface"]
-            got = np.array([float(out[n]) for n in names])
             exp = np.asarray(c["losses"], dtype=np.float64)
-            tol = np.maximum(S, 1e-5 * np.abs(exp))
-            for n, g_, e_, t_ in zip(names, got, exp, tol):
-                rows.append((f"losses[{n}]", abs(g_ - e_), float(t_), abs(g_ - e_) <= t_, "step"))
+            for n, e_ in zip(names, exp):
+                rows.compare(f"losses[{n}]", np.float64(out[n].item()), e_, atol=S, rtol=1e-5, note="step")
 
 
 def _parity_render(d, cfgj: dict, folder: str, rows: list) -> None:
@@ -461,12 +452,12 @@ def _parity_render(d, cfgj: dict, folder: str, rows: list) -> None:
         k = int(pfx[1:])
         case = next((cs for cs in cases if int(cs.get("index", -1)) == k), None)
         if case is None:
-            rows.append((f"{pfx}_*", float("inf"), 0, False, "config.json has no render_cases entry"))
+            rows.missing(f"{pfx}_*", "config.json has no render_cases entry")
             continue
         stem = case["name"] + "__"
         cand = [f for f in files if f.startswith(stem) and (f.endswith(("_pose.yml", ".json")))]
         if not cand:
-            rows.append((f"{pfx}_*", float("inf"), 0, False, f"openpose/{stem}* missing"))
+            rows.missing(f"{pfx}_*", f"openpose/{stem}* missing")
             continue
         fr = read_pose(os.path.join(folder, "openpose", cand[0]))
         K = PARITY_TOLERANCES["keypoints"]
@@ -587,45 +578,35 @@ def _parity_posenorm(d, cfgj: dict, rows: list) -> None:
     _cmp(rows, "tgt_num_people", np.array([f.num_people for f in tgt]), d["tgt_num_people"], 0, "index")
 
 
-def run_parity(folder: str | os.PathLike, verbose: bool = True, print_fn=print) -> tuple[bool, list]:
-    """Check every array of ``cases.npz``, ``posenorm.npz`` and ``render.npz`` in ``folder``
-    (the ones present) against v2v. Returns ``(all_ok, rows)`` with rows ``(name, max_abs_err,
-    tol, ok, kind)``; arrays that are inputs are compared through the parser/loader path."""
-    folder = os.fspath(folder)
+def run_parity(fixture_dir: str | os.PathLike) -> ParityReport:
+    """Check every array of ``cases.npz``, ``posenorm.npz`` and ``render.npz`` in ``fixture_dir``
+    (the ones present) against v2v; options and widths come from the folder's ``opt.txt`` /
+    ``config.json`` and checkpoint shapes. Arrays that are inputs are compared through the
+    parser/loader path; an expected array that nothing checks is a failing row."""
+    folder = os.fspath(fixture_dir)
     if not os.path.isdir(folder):
         raise V2VError(f"fixture folder not found: {folder}")
     cfgj = {}
     if os.path.isfile(os.path.join(folder, "config.json")):
         with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
             cfgj = json.load(f)
-    rows: list = []
-    found = False
-    if os.path.isfile(os.path.join(folder, "cases.npz")):
-        found = True
+    rep = ParityReport("dance", folder)
+    found = [n for n in ("cases.npz", "render.npz", "posenorm.npz") if os.path.isfile(os.path.join(folder, n))]
+    if not found:
+        raise V2VError(f"{folder}: no cases.npz, render.npz or posenorm.npz")
+    if "cases.npz" in found:
         torch.manual_seed(0)
         system = load_official(folder)
-        with np.load(os.path.join(folder, "cases.npz")) as c:
-            c = {k: c[k] for k in c.files}
-        _parity_cases(system, c, rows)
-        covered = {r[0].split(" ")[0].split("[")[0] for r in rows}
+        c = load_cases(os.path.join(folder, "cases.npz"))
+        _parity_cases(system, c, rep)
+        covered = {r.name.split(" ")[0].split("[")[0] for r in rep.rows}
         inputs = {"label_0", "label_1", "real_0", "real_1", "face_coords", "faceG_case_in", "faceG_case_box",
                   "Dface_in_real_0"}
         for k in c:
             if k not in covered and k not in inputs:
-                rows.append((k, float("inf"), 0, False, "not checked"))
-    if os.path.isfile(os.path.join(folder, "render.npz")):
-        found = True
-        with np.load(os.path.join(folder, "render.npz")) as d:
-            _parity_render({k: d[k] for k in d.files}, cfgj, folder, rows)
-    if os.path.isfile(os.path.join(folder, "posenorm.npz")):
-        found = True
-        with np.load(os.path.join(folder, "posenorm.npz")) as d:
-            _parity_posenorm({k: d[k] for k in d.files}, cfgj, rows)
-    if not found:
-        raise V2VError(f"{folder}: no cases.npz, render.npz or posenorm.npz")
-    ok = all(r[3] for r in rows)
-    if verbose:
-        for name, err, tol, good, kind in rows:
-            print_fn(f"{'ok  ' if good else 'FAIL'} {name:40s} max|diff| {err:.3g}  (tol {tol:g}{', ' + kind if kind else ''})")
-        print_fn(f"{sum(r[3] for r in rows)}/{len(rows)} arrays within tolerance: {'PASS' if ok else 'FAIL'}")
-    return ok, rows
+                rep.missing(k, "not checked")
+    if "render.npz" in found:
+        _parity_render(load_cases(os.path.join(folder, "render.npz")), cfgj, folder, rep)
+    if "posenorm.npz" in found:
+        _parity_posenorm(load_cases(os.path.join(folder, "posenorm.npz")), cfgj, rep)
+    return rep

@@ -34,15 +34,47 @@ Batches: ``train.batch_size`` is the *global* batch; under DDP each of K ranks g
 gives the same update for any K. ``train_step`` runs in train mode and may use the torch RNG
 (dropout, noise): its state is checkpointed. It must not call ``backward`` or step optimizers.
 
-Weights I/O for inference: ``v2v.train.checkpoint.save_weights(module, path, metadata)`` and
-``load_weights(module, path, strict=True, prefix="", ema=False)`` (safetensors).
+Loading and inference (see ``docs/sections/adding_a_system.md``):
+
+- ``from_config(model_cfg, inference=False)``: with ``inference=True`` no discriminator or other
+  training-only network is built; the state dict is then the generator part only.
+- ``self.cfg`` holds the model config; :meth:`System.save_pretrained` writes it with the weights,
+  and ``v2v.load(dir)`` reads both back bit-exactly.
+- Weights I/O: :mod:`v2v.weights_io` (safetensors), below every layer.
+- Network constructors take keyword arguments named like the YAML keys, without defaults (the
+  config dataclass holds them, once); :func:`config_kwargs` picks a constructor's arguments from
+  a config.
 
 Models must not import v2v.train, v2v.compat or v2v.cli.
 """
 from __future__ import annotations
 
+import inspect
+import os
+
 import torch
 from torch import nn
+
+__all__ = ["System", "config_kwargs"]
+
+
+def config_kwargs(fn, cfg) -> dict:
+    """The keyword arguments of ``fn`` (a class or function) taken from the same-named fields of
+    ``cfg`` (a config dataclass): config is the signature.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Cfg:
+    ...     width: int = 8
+    ...     depth: int = 2
+    ...     lr: float = 1e-3
+    >>> def net(*, width, depth): return width * depth
+    >>> net(**config_kwargs(net, Cfg()))
+    16
+    """
+    params = inspect.signature(fn).parameters
+    return {k: getattr(cfg, k) for k, p in params.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and hasattr(cfg, k)}
 
 
 class System(nn.Module):
@@ -50,10 +82,39 @@ class System(nn.Module):
 
     ModelConfig = None
     DataConfig = None
+    system_name: str = ""  # set by @register_system
 
     @classmethod
-    def from_config(cls, model_cfg):  # pragma: no cover - abstract
+    def from_config(cls, model_cfg, inference: bool = False):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def save_pretrained(self, directory: str | os.PathLike) -> dict[str, str]:
+        """Write ``<system>.safetensors`` (this module's state dict; metadata: system name and
+        model config) and ``<system>.yaml`` (``system`` + ``model``) into ``directory``.
+
+        ``v2v.load(directory)`` rebuilds the same system (inference-built when this one was)
+        and loads the same tensors bit-exactly. Writes are atomic. Returns the two paths.
+        """
+        import json
+
+        from v2v.config import save_yaml, to_dict
+        from v2v.errors import V2VError
+        from v2v.weights_io import save_weights
+
+        name = type(self).system_name
+        if not name or self.cfg is None:
+            raise V2VError(f"{type(self).__name__}: save_pretrained needs a registered system with a model config "
+                           f"(self.cfg)")
+        directory = os.fspath(directory)
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise V2VError(f"save_pretrained: {directory} exists and is not a folder")
+        os.makedirs(directory, exist_ok=True)
+        model = to_dict(self.cfg)
+        paths = {"weights": os.path.join(directory, f"{name}.safetensors"),
+                 "config": os.path.join(directory, f"{name}.yaml")}
+        save_weights(self, paths["weights"], metadata={"system": name, "model": json.dumps(model)})
+        save_yaml({"system": name, "model": model}, paths["config"])
+        return paths
 
     @classmethod
     def build_dataset(cls, data_cfg, split: str, model_cfg=None):  # pragma: no cover - abstract
@@ -75,3 +136,5 @@ class System(nn.Module):
 
     def generator_module(self) -> nn.Module | None:
         return None
+
+    cfg = None  # the model config (a ModelConfig instance), set by the subclass constructor

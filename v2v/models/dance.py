@@ -25,29 +25,26 @@ batch statistics at inference too.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from v2v.data.dance import DanceDataConfig, build_dance_dataset
 from v2v.errors import V2VError
 from v2v.losses.feature_matching import feature_matching_loss
 from v2v.losses.gan import GANLoss
-from v2v.models.base import System
-from v2v.registry import register_system
+from v2v.models.base import System, config_kwargs
 from v2v.nn.norms import get_norm_layer
 from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator, downsample_avg
+from v2v.registry import register_system
 
 __all__ = [
     "DanceDataConfig",
     "DanceGenerator",
     "DanceModelConfig",
-    "DancePairDataset",
     "DanceSystem",
-    "EDNFolderDataset",
     "GlobalGenerator",
     "LocalEnhancer",
     "UnetGenerator",
@@ -285,36 +282,43 @@ def paste_residual(x: torch.Tensor, residual: torch.Tensor, boxes: torch.Tensor)
 class DanceGenerator(nn.Module):
     """Pose-to-image generator with temporal input and the optional face residual generator.
 
+    Keyword arguments are the ``model:`` YAML keys (defaults live in :class:`DanceModelConfig`
+    only; build with ``DanceGenerator(**config_kwargs(DanceGenerator, cfg))``).
+
     ``step_raw(label, prev, boxes) -> dict``: official-range single step (label [0,1], prev and
     outputs [-1,1]): ``image`` (final), ``g_out`` (before the face residual), ``residual``,
     ``face_in``. :meth:`generate_video` is the public [0,1] interface.
     """
 
-    def __init__(self, cfg: DanceModelConfig):
+    def __init__(self, *, netG: str, label_channels: int, output_nc: int, ngf: int, n_downsample_global: int,
+                 n_blocks_global: int, n_blocks_local: int, norm: str, face_generator: bool, face_gtype: str,
+                 face_ngf: int, face_n_downsample: int, face_n_blocks: int, face_bn_batch_stats: bool):
         super().__init__()
-        self.cfg = cfg
-        if cfg.netG == "global":
-            self.net = GlobalGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global,
-                                       cfg.n_blocks_global, cfg.norm)
-        elif cfg.netG == "local":
-            self.net = LocalEnhancer(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global,
-                                     cfg.n_blocks_global, cfg.n_blocks_local, cfg.norm)
+        self.output_nc = output_nc
+        input_nc = label_channels + output_nc
+        if netG == "global":
+            self.net = GlobalGenerator(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, norm)
+        elif netG == "local":
+            self.net = LocalEnhancer(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global,
+                                     n_blocks_local, norm)
         else:
-            raise V2VError(f"model.netG: expected 'global' or 'local', got {cfg.netG!r}")
+            raise V2VError(f"model.netG: expected 'global' or 'local', got {netG!r}")
         self.face = None
-        if cfg.face_generator:
-            if cfg.face_gtype == "global":
-                self.face = GlobalGenerator(2 * cfg.output_nc, cfg.output_nc, cfg.face_ngf, cfg.face_n_downsample,
-                                            cfg.face_n_blocks, cfg.norm)
-            elif cfg.face_gtype == "unet":
-                self.face = UnetGenerator(2 * cfg.output_nc, cfg.output_nc, cfg.face_ngf)
-                self.face.batch_stats_at_inference = cfg.face_bn_batch_stats
+        if face_generator:
+            if face_gtype == "global":
+                self.face = GlobalGenerator(2 * output_nc, output_nc, face_ngf, face_n_downsample, face_n_blocks, norm)
+            elif face_gtype == "unet":
+                self.face = UnetGenerator(2 * output_nc, output_nc, face_ngf)
+                self.face.batch_stats_at_inference = face_bn_batch_stats
             else:
-                raise V2VError(f"model.face_gtype: expected 'global' or 'unet', got {cfg.face_gtype!r}")
+                raise V2VError(f"model.face_gtype: expected 'global' or 'unet', got {face_gtype!r}")
 
     def step_raw(self, label: torch.Tensor, prev: torch.Tensor | None, boxes=None, features: bool = False) -> dict:
+        """One frame of the temporally-smoothed chain (Sec. 4.2, "Temporal smoothing"):
+        ``G(x_t, G(x_{t-1}))`` plus the face residual ``r = G_f(x_F, G(x)_F)`` pasted into the face
+        box (Sec. 4.2, "Face GAN")."""
         if prev is None:
-            prev = torch.zeros_like(label[:, : self.cfg.output_nc])
+            prev = torch.zeros_like(label[:, : self.output_nc])
         out = {}
         g = self.net(torch.cat([label, prev], 1), return_features=features)
         if features:
@@ -356,37 +360,33 @@ class DanceSystem(System):
     ModelConfig = DanceModelConfig
     DataConfig = DanceDataConfig
 
-    def __init__(self, cfg: DanceModelConfig, build_losses: bool = True):
+    def __init__(self, cfg: DanceModelConfig, inference: bool = False):
         super().__init__()
         self.cfg = cfg
-        self.generator = DanceGenerator(cfg)
+        self.generator = DanceGenerator(**config_kwargs(DanceGenerator, cfg))
+        self.netD = self.netDface = self.gan = self.vgg = None
+        if inference:
+            return
         self.netD = MultiscalePatchDiscriminator(2 * cfg.label_channels + 2 * cfg.output_nc, cfg.ndf, cfg.n_layers_D,
                                                  cfg.norm, use_sigmoid=False, num_D=cfg.num_D,
                                                  get_interm_feat=cfg.gan_feat)
-        self.netDface = None
         if cfg.face_discrim:
             self.netDface = PatchDiscriminator(cfg.label_channels + cfg.output_nc, cfg.face_ndf, cfg.n_layers_D,
                                                "batch", use_sigmoid=False, get_interm_feat=False)
         self.gan = GANLoss(cfg.gan_mode)
-        self.vgg = None
-        if build_losses and cfg.vgg:
+        if cfg.vgg:
             from v2v.losses.perceptual import VGGLoss
 
             self.vgg = VGGLoss(weights=cfg.vgg_weights)
 
     @classmethod
-    def from_config(cls, model_cfg: DanceModelConfig):
-        return cls(model_cfg)
+    def from_config(cls, model_cfg: DanceModelConfig, inference: bool = False) -> DanceSystem:
+        return cls(model_cfg, inference=inference)
 
     @classmethod
     def build_dataset(cls, data_cfg: DanceDataConfig, split: str, model_cfg: DanceModelConfig | None = None):
-        base = os.path.join(data_cfg.root, split)
         need_box = model_cfg is None or model_cfg.face_generator or model_cfg.face_discrim
-        if os.path.isdir(os.path.join(data_cfg.root, f"{split}_label")):
-            return EDNFolderDataset(data_cfg, split, need_face_box=need_box)
-        if split != "train" and not os.path.isdir(base):
-            return None
-        return DancePairDataset(data_cfg, split, need_face_box=need_box)
+        return build_dance_dataset(data_cfg, split, need_face_box=need_box)
 
     def optim_groups(self):
         g = list(self.generator.face.parameters()) if (self.cfg.train_face_only and self.generator.face is not None) \
