@@ -129,7 +129,7 @@ class _FixedOrder(torch.utils.data.Sampler):
 
     def __iter__(self):
         per = max(1, self.bs // self.ws)
-        nb = self.n // self.bs if self.n >= self.bs else 1
+        nb = -(-self.n // self.bs)  # a short last batch is kept: every held-out item counts
         for b in range(min(nb, self.max) if self.max else nb):
             lo = b * self.bs + self.rank * per
             idx = [i for i in range(lo, lo + per) if i < self.n]

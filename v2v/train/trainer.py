@@ -135,6 +135,22 @@ def _set_deterministic(mode: bool) -> None:
         setter(mode, warn_only=True)
 
 
+def _batch_items(batch) -> int:
+    """The number of items in a collated batch: the leading size of its first tensor (1 if none)."""
+
+    def first(x):
+        if isinstance(x, torch.Tensor):
+            return int(x.shape[0]) if x.dim() else 1
+        vals = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else ()
+        for v in vals:
+            n = first(v)
+            if n:
+                return n
+        return 0
+
+    return first(batch) or 1
+
+
 def _to_device(x, device: torch.device):
     if isinstance(x, torch.Tensor):
         return x.to(device, non_blocking=True)
@@ -454,9 +470,12 @@ class Trainer:
             self.system.eval()
             try:
                 for batch in loader:
+                    # per-batch means weighted by the batch's item count: a short last batch must
+                    # not count as much as a full one (the mean is then the mean over items)
+                    m = _batch_items(batch)
                     for k, v in (self.system.evaluate(_to_device(batch, self.device)) or {}).items():
-                        sums[k] = sums.get(k, 0.0) + float(v)
-                    n += 1
+                        sums[k] = sums.get(k, 0.0) + float(v) * m
+                    n += m
             finally:
                 self.system.train(was)
         return {f"eval/{k}": v / max(1, n) for k, v in sums.items()}
