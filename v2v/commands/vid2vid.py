@@ -23,7 +23,11 @@ def register(cli):
     p.add_argument("--config", required=True,
                    help="v2v YAML (model: section) or official opt.txt / options.json")
     p.add_argument("--checkpoint", required=True,
-                   help="v2v .safetensors (training checkpoint / convert output) or official latest_net_G0.pth")
+                   help="v2v .safetensors (training checkpoint / convert output), an official latest_net_G0.pth, "
+                        "or a released checkpoint folder (latest_net_G0..G<n-1>.pth)")
+    p.add_argument("--first-frame-generator", default=None,
+                   help="official single-image generator for the first frames (use_single_G; default: "
+                        "label2city_single/latest_net_G_<loadSize>.pth in or beside the checkpoint folder)")
     p.add_argument("--labels", required=True, help="folder of label-map PNGs (e.g. test_A/<seq>) or a label video")
     p.add_argument("--instances", default=None,
                    help="folder/video of instance maps (default: the sibling *_inst/<seq> folder when it exists)")
@@ -44,9 +48,12 @@ def register(cli):
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_generate)
 
-    p = cli.group_command("convert", "vid2vid", help="official vid2vid latest_net_G0.pth (+D, D_T) -> v2v safetensors")
-    p.add_argument("checkpoint", help="official latest_net_G0.pth (latest_net_D*.pth beside it are converted too)")
-    p.add_argument("--opt", required=True, help="official opt.txt / options.json of that run")
+    p = cli.group_command("convert", "vid2vid",
+                          help="official vid2vid G0..G<n-1> (+ single-image G, D, D_T) -> one v2v safetensors")
+    p.add_argument("checkpoint", help="official checkpoint folder or latest_net_G0.pth (the other scales, "
+                                      "label2city_single/ and latest_net_D*.pth beside it are converted too)")
+    p.add_argument("--opt", default=None, help="official opt.txt / options.json (default: the one in the folder)")
+    p.add_argument("--first-frame-generator", default=None, help="single-image generator file (use_single_G)")
     p.add_argument("--out", required=True, help="output folder (vid2vid.safetensors + vid2vid.yaml)")
     p.add_argument("--no-discriminators", action="store_true", help="convert the generator only")
     p.set_defaults(func=run_convert)
@@ -64,21 +71,24 @@ def register(cli):
 # ----------------------------------------------------------------------------------------------
 # model loading
 # ----------------------------------------------------------------------------------------------
+def _is_official(path: str) -> bool:
+    p = Path(path)
+    return p.is_dir() or p.suffix in (".txt", ".json")
+
+
 def load_model_config(config: str, overrides=None):
     """(model config, size) from a v2v YAML or an official option file; size is data.size (H, W),
     None, or for official options a function of the source (H, W) (the official test-time rule)."""
-    from v2v.compat.vid2vid import is_official_options, read_official_options
+    from v2v.compat.vid2vid import config_from_official, read_official_options
     from v2v.config import apply_overrides, from_dict, load_yaml
-    from v2v.models.vid2vid import Vid2VidDataConfig, Vid2VidModelConfig, config_from_official_options
+    from v2v.models.vid2vid import Vid2VidDataConfig, Vid2VidModelConfig
 
     if not os.path.exists(config):
         raise V2VError(f"--config: file not found: {config}")
-    if is_official_options(config):
+    if _is_official(config):
         opts = read_official_options(config)
-        cfg = config_from_official_options(opts)
-        return cfg, lambda src_hw: official_size(opts, src_hw)
-    data = load_yaml(config)
-    data = apply_overrides(data, overrides or [])
+        return config_from_official(opts), lambda src_hw: official_size(opts, src_hw)
+    data = apply_overrides(load_yaml(config), overrides or [])
     if data.get("system", "vid2vid") != "vid2vid":
         raise V2VError(f"{config}: system is '{data.get('system')}', expected 'vid2vid'")
     if "model" not in data:
@@ -107,27 +117,36 @@ def official_size(opts: dict, src_hw: tuple[int, int] | None = None):
     return r(nh), r(nw)
 
 
-def load_generator(config: str, checkpoint: str, ema: bool = False, overrides=None):
-    """(model config, generator, size) for a config + checkpoint pair (official or ours)."""
-    from v2v.compat.vid2vid import load_official_generator
-    from v2v.models.vid2vid import build_generator
+def load_generator(config: str, checkpoint: str, ema: bool = False, overrides=None,
+                   first_frame_generator: str | None = None):
+    """(model config, inference Vid2VidSystem, size) for a config + checkpoint (official or ours)."""
+    from v2v.models.vid2vid import Vid2VidSystem
+
+    if not os.path.exists(checkpoint):
+        raise V2VError(f"--checkpoint: not found: {checkpoint}")
+    is_pickle = False
+    if os.path.isfile(checkpoint):
+        with open(checkpoint, "rb") as f:
+            head = f.read(8)
+        is_pickle = head[:2] == b"PK" or head[:1] == b"\x80"
+    if os.path.isdir(checkpoint) or checkpoint.endswith((".pth", ".pt")) or is_pickle:
+        from v2v.compat.vid2vid import load_official
+
+        if not _is_official(config):
+            raise V2VError(f"--checkpoint {checkpoint} is an official vid2vid checkpoint: give its opt.txt as --config")
+        _, size = load_model_config(config, overrides)
+        cfg, system = load_official(checkpoint, config, first_frame_generator)
+        return cfg, system, size
+    from v2v.weights_io import load_weights
 
     cfg, size = load_model_config(config, overrides)
-    if not os.path.isfile(checkpoint):
-        raise V2VError(f"--checkpoint: file not found: {checkpoint}")
-    with open(checkpoint, "rb") as f:
-        head = f.read(8)
-    is_pickle = head[:2] == b"PK" or head[:1] == b"\x80"
-    if checkpoint.endswith((".pth", ".pt")) or is_pickle:
-        _, G = load_official_generator(checkpoint, cfg)
-    else:
-        from v2v.weights_io import load_weights, read_weights
-
-        G = build_generator(cfg)
-        keys, _ = read_weights(checkpoint)
-        prefix = "netG." if any(k.startswith("netG.") for k in keys) else ""
-        load_weights(G, checkpoint, prefix=prefix, ema=ema)
-    return cfg, G, size
+    if first_frame_generator:
+        raise V2VError("--first-frame-generator is for official checkpoints; a v2v checkpoint holds its own")
+    system = Vid2VidSystem(cfg, inference=True)
+    load_weights(system.netG, checkpoint, prefix="netG.", ema=ema)
+    if hasattr(system, "netG_i"):
+        load_weights(system.netG_i, checkpoint, prefix="netG_i.")
+    return cfg, system.eval(), size
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,12 +254,13 @@ def run_generate(args) -> int:
 
     from v2v.data.video import VideoWriter
     from v2v.device import resolve_device
-    from v2v.models.vid2vid import Vid2VidStream
+    from v2v.models.vid2vid import Vid2VidStream, check_size
 
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    cfg, G, cfg_size = load_generator(args.config, args.checkpoint, ema=args.ema)
-    G = G.to(device)
+    cfg, system, cfg_size = load_generator(args.config, args.checkpoint, ema=args.ema,
+                                           first_frame_generator=args.first_frame_generator)
+    system = system.to(device)
     labels = MapSource(args.labels, "labels")
     inst_path = args.instances
     if cfg.use_instance and inst_path is None:
@@ -283,7 +303,9 @@ def run_generate(args) -> int:
 
                     files = list_frames(args.first_frames) if os.path.isdir(args.first_frames) else [args.first_frames]
                     first = [_read_frame(str(f), size) for f in files[:cfg.n_frames_G - 1]]
-                stream = Vid2VidStream(G, cfg, first_frames=first, norm_stats=args.norm_stats,
+                check_size(size, cfg, where=f"--labels {args.labels} at {size[0]}x{size[1]}")
+                stream = Vid2VidStream(system.netG, cfg, first_frames=first,
+                                       first_generator=getattr(system, "netG_i", None), norm_stats=args.norm_stats,
                                        precision=args.precision, channels_last=args.channels_last)
             lab_r = torch.from_numpy(_nearest_resize(lab, size).copy()).long().unsqueeze(0)
             from v2v.models.vid2vid import check_labels
@@ -309,7 +331,8 @@ def run_generate(args) -> int:
 def run_convert(args) -> int:
     from v2v.compat.vid2vid import convert
 
-    out = convert(args.checkpoint, args.opt, args.out, with_discriminators=not args.no_discriminators)
+    out = convert(args.checkpoint, args.opt, args.out, with_discriminators=not args.no_discriminators,
+                  first_frame_generator=args.first_frame_generator)
     print(f"wrote {out['weights']} and {out['config']}"
           + (f" (with {len(out['discriminators'])} discriminator files)" if out["discriminators"] else ""))
     return 0
@@ -322,16 +345,9 @@ def run_parity(args) -> int:
     from v2v.device import resolve_device
 
     torch.manual_seed(args.seed)
-    results = _run(args.fixture_dir, device=resolve_device(args.device), chain=not args.no_chain)
-    bad = 0
-    for name, err, tol in results:
-        ok = err <= tol
-        bad += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {name:44s} max|diff| {err:.3e}  (tol {tol:.0e})")
-    worst = max(results, key=lambda r: r[1] / r[2])
-    print(f"vid2vid parity {args.fixture_dir}: {len(results) - bad}/{len(results)} within tolerance; "
-          f"worst {worst[0]} {worst[1]:.2e} (tol {worst[2]:.0e})")
-    return 1 if bad else 0
+    rep = _run(args.fixture_dir, device=resolve_device(args.device), chain=not args.no_chain)
+    rep.print()
+    return rep.exit_code
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,6 +355,8 @@ def run_parity(args) -> int:
 # ----------------------------------------------------------------------------------------------
 def add_bench_arguments(p):
     p.add_argument("--config", default=None, help="v2v YAML (default: configs/vid2vid/street_256x512.yaml)")
+    p.add_argument("--arch", choices=["1024_g1", "2048"], default=None,
+                   help="an official released architecture at full width (3 scales, fg, instance maps)")
     p.add_argument("--size", default="256x512", help="HxW (default 256x512)")
     p.add_argument("--frames", type=int, default=6, help="label maps to generate per path")
     p.add_argument("--ngf", type=int, default=None, help="override model.ngf (reduced-width runs)")
@@ -368,26 +386,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def generator_flops(G, cfg, hw) -> float:
-    """Multiply-adds x2 of one generator step at ``hw`` (conv / convT layers), via forward hooks."""
+def generator_flops(system, cfg, hw) -> float:
+    """Multiply-adds x2 of one generation step (all scales) at ``hw`` (conv / convT layers), via hooks."""
     import torch
     from torch import nn
+
+    from v2v.models.vid2vid import Vid2VidStream
 
     total = [0.0]
 
     def hook(m, inp, out):
         k = m.kernel_size[0] * m.kernel_size[1]
-        cin = m.in_channels // m.groups
         if isinstance(m, nn.ConvTranspose2d):
             total[0] += 2.0 * inp[0].numel() / inp[0].shape[0] * m.out_channels * k
         else:
-            total[0] += 2.0 * out.numel() / out.shape[0] * cin * k
+            total[0] += 2.0 * out.numel() / out.shape[0] * (m.in_channels // m.groups) * k
 
+    G = system.netG
+    s = Vid2VidStream(G, cfg, first_frames=[torch.zeros(1, 3, *hw)] * (cfg.n_frames_G - 1))
+    lab = torch.zeros(1, *hw, dtype=torch.long)
+    for _ in range(cfg.n_frames_G - 1):
+        s.step(lab, lab)
     hs = [m.register_forward_hook(hook) for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    lc = cfg.label_nc + (1 if cfg.use_instance else 0)
-    with torch.no_grad():
-        G(torch.zeros(1, lc * cfg.n_frames_G, *hw), torch.zeros(1, 3 * (cfg.n_frames_G - 1), *hw),
-          torch.zeros(1, 1, *hw) if cfg.fg else None)
+    s.step(lab, lab)
     for h in hs:
         h.remove()
     return total[0]
@@ -429,7 +450,20 @@ def _random_street_sequence(T, hw, label_nc, seed=0):
     return torch.stack(labels), torch.stack(insts)
 
 
+ARCHS = {
+    # official label2city_1024_g1 (scripts/street/test_g1_1024.sh) at full width
+    "1024_g1": dict(label_nc=35, use_instance=True, fg=True, ngf=128, n_downsample_G=2, n_blocks=9, n_blocks_local=3,
+                    n_scales_spatial=3, first_frame="single_G", first_frame_G="global", first_frame_ngf=64,
+                    first_frame_n_downsample=4),
+    # official label2city_2048 (scripts/street/test_2048.sh)
+    "2048": dict(label_nc=35, use_instance=True, fg=True, ngf=128, n_downsample_G=3, n_blocks=9, n_blocks_local=3,
+                 n_scales_spatial=3, first_frame="single_G", first_frame_G="local", first_frame_ngf=32,
+                 first_frame_n_downsample=4),
+}
+
+
 def run_bench(args) -> int:
+    import math
     import time
 
     import torch
@@ -437,8 +471,10 @@ def run_bench(args) -> int:
     from v2v.models.vid2vid import (
         Vid2VidModelConfig,
         Vid2VidStream,
-        build_generator,
+        Vid2VidSystem,
         encode_labels,
+        foreground_mask,
+        label_pyramid,
         norm_statistics,
     )
 
@@ -446,57 +482,50 @@ def run_bench(args) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     hw = parse_hw(args.size)
-    if args.config:
+    if args.arch:
+        cfg = Vid2VidModelConfig(**ARCHS[args.arch])
+    elif args.config:
         cfg, _ = load_model_config(args.config)
     else:
         here = Path(__file__).resolve().parents[2] / "configs" / "vid2vid" / "street_256x512.yaml"
         cfg = load_model_config(str(here))[0] if here.is_file() else Vid2VidModelConfig()
     if args.ngf:
         cfg.ngf = args.ngf
-    G = build_generator(cfg).eval()
-    T = max(args.frames, cfg.n_frames_G)
+    system = Vid2VidSystem(cfg, inference=True).eval()
+    G, tG, n = system.netG, cfg.n_frames_G, cfg.n_scales_spatial
+    T = max(args.frames, tG)
     labels, insts = _random_street_sequence(T, hw, cfg.label_nc, seed=args.seed)
-    gflop = generator_flops(G, cfg, hw) / 1e9
+    _print_machine()
+    gflop = generator_flops(system, cfg, hw) / 1e9
     conv_gflops = measure_conv_gflops()
-    first = [torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(i)) for i in range(cfg.n_frames_G - 1)]
-    tG = cfg.n_frames_G
+    first = [torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(i)) for i in range(tG - 1)]
+    inst_of = (lambda k: insts[k:k + 1]) if cfg.use_instance else (lambda k: None)
 
-    # (a) straightforward per-frame loop: re-encode the whole label window every frame
+    # (a) straightforward per-frame loop: re-encode the whole label window at every scale every frame
     def loop():
-        prev = [f * 2 - 1 for f in first]
+        prev = [[f * 2 - 1 for f in reversed(label_pyramid(fr, n))] for fr in first]   # per frame, coarse first
+        prev = [[p[s] for p in prev] for s in range(n)]
         outs = []
         for t in range(tG - 1, T):
-            win = []
-            for k in range(t - tG + 1, t + 1):
-                win.append(encode_labels(labels[k:k + 1], insts[k:k + 1], cfg.label_nc, cfg.use_instance))
-            lab = torch.cat(win, 1)
-            p = torch.cat(prev[-(tG - 1):], 1)
-            mask = None
-            if cfg.fg:
-                from v2v.models.vid2vid import foreground_mask
-
-                mask = foreground_mask(win[-1], cfg.fg_labels)
+            win = [encode_labels(labels[k:k + 1], inst_of(k), cfg.label_nc, cfg.use_instance)
+                   for k in range(t - tG + 1, t + 1)]
+            pyrs = [list(reversed(label_pyramid(w, n))) for w in win]
+            lab = [torch.cat([p[s] for p in pyrs], 1) for s in range(n)]
+            masks = [foreground_mask(pyrs[-1][s], cfg.fg_labels) for s in range(n)] if cfg.fg else None
             with torch.no_grad(), norm_statistics(G, "batch"):
-                o = G(lab, p, mask)
-            prev.append(o["image"])
-            outs.append(((o["image"] + 1) / 2).clamp(0, 1))
+                o = G(lab, [torch.cat(prev[s][-(tG - 1):], 1) for s in range(n)], masks)
+            for s in range(n):
+                prev[s].append(o[s]["image"])
+            outs.append(((o[-1]["image"] + 1) / 2).clamp(0, 1))
         return outs
 
     def stream(precision="fp32"):
-        s = Vid2VidStream(G, cfg, first_frames=first, norm_stats="batch", precision=precision)
-        outs = []
+        st = Vid2VidStream(G, cfg, first_frames=first, norm_stats="batch", precision=precision)
         with torch.inference_mode():
-            for t in range(T):
-                o = s.step(labels[t:t + 1], insts[t:t + 1] if cfg.use_instance else None)
-                if t >= tG - 1:
-                    outs.append(o)
-        return outs
+            return [o for t in range(T) for o in [st.step(labels[t:t + 1], inst_of(t))] if t >= tG - 1]
 
     n_gen = T - tG + 1
-    # process CPU time (all threads) as well as wall time: on a shared machine wall time mostly
-    # measures the other tenants; the ratio below uses CPU time
-    clock = time.process_time
-    stream()  # warm-up (allocator, kernels)
+    clock = time.process_time   # CPU time of all threads: wall time on a shared machine measures the others
     w0, t0 = time.perf_counter(), clock()
     ref = loop()
     t_loop, w_loop = clock() - t0, time.perf_counter() - w0
@@ -504,31 +533,28 @@ def run_bench(args) -> int:
     ours = stream()
     t_v2v, w_v2v = clock() - t0, time.perf_counter() - w0
     diffs = [float((a - b).abs().max()) for a, b in zip(ours, ref)]
-    diff = max(diffs)
     fps_loop, fps_v2v = n_gen / t_loop, n_gen / t_v2v
-    print(f"vid2vid generate {hw[0]}x{hw[1]} ngf {cfg.ngf} (random weights, {n_gen} frames, fps per CPU-second): "
-          f"v2v {fps_v2v:.3f} fps, "
-          f"per-frame loop {fps_loop:.3f} fps, ratio {fps_v2v / fps_loop:.2f}x, max|diff| {diff:.1e} "
-          f"(first generated frame {diffs[0]:.1e})")
+    name = args.arch or f"ngf {cfg.ngf}"
+    print(f"vid2vid generate {hw[0]}x{hw[1]} {name}, {n} scale(s) (random weights, {n_gen} frames, fps per "
+          f"CPU-second): v2v {fps_v2v:.3f} fps, per-frame loop {fps_loop:.3f} fps, ratio {fps_v2v / fps_loop:.2f}x, "
+          f"max|diff| {max(diffs):.1e}")
     print(f"  wall clock: v2v {n_gen / w_v2v:.3f} fps, loop {n_gen / w_loop:.3f} fps (machine shared with other jobs)")
     print(f"  {gflop:.1f} GFLOP/frame; achieved {gflop * fps_v2v:.1f} GFLOP per CPU-s vs measured conv "
           f"{conv_gflops:.1f} GFLOP/s ({100 * gflop * fps_v2v / conv_gflops:.0f}%); threads {torch.get_num_threads()}")
     if args.precision == "bf16":
+        _precision_note()
         t0 = clock()
         ours16 = stream("bf16")
         t16 = clock() - t0
         mse = sum(float(((a - b) ** 2).mean()) for a, b in zip(ours16, ours)) / len(ours)
-        import math
-
-        psnr = 10 * math.log10(1.0 / max(mse, 1e-12))
-        print(f"  bf16: {n_gen / t16:.3f} fps, speed-up {t_v2v / t16:.2f}x vs fp32, PSNR vs fp32 {psnr:.1f} dB")
+        print(f"  bf16: {n_gen / t16:.3f} fps, speed-up {t_v2v / t16:.2f}x vs fp32, PSNR vs fp32 "
+              f"{10 * math.log10(1.0 / max(mse, 1e-12)):.1f} dB")
     if args.rss_frames:
-        s = Vid2VidStream(G, cfg, first_frames=first, norm_stats="batch")
+        st = Vid2VidStream(G, cfg, first_frames=first, norm_stats="batch")
         rss = []
         with torch.inference_mode():
             for t in range(args.rss_frames):
-                k = t % T
-                s.step(labels[k:k + 1], insts[k:k + 1] if cfg.use_instance else None)
+                st.step(labels[t % T:t % T + 1], inst_of(t % T))
                 rss.append(_rss_mb())
         q = max(1, len(rss) // 4)
         print(f"  RSS over {len(rss)} streamed frames: first quarter max {max(rss[:q]):.0f} MB, last quarter max "
@@ -536,3 +562,36 @@ def run_bench(args) -> int:
     else:
         print(f"  peak RSS {_peak_rss_mb():.0f} MB")
     return 0
+
+
+def _print_machine() -> None:
+    import platform
+
+    import torch
+
+    model, flags = platform.processor(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    flags = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
+                             if f in have]
+                    break
+    except OSError:
+        pass
+    cap = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
+    print(f"CPU: {model}; ISA: {' '.join(flags) or '?'}; torch CPU capability {cap}; torch {torch.__version__}")
+
+
+def _precision_note() -> None:
+    try:
+        from v2v import precision  # shared precision check (when it has landed)
+
+        print(f"  precision: {precision.describe() if hasattr(precision, 'describe') else 'v2v.precision present'}")
+    except ImportError:
+        print("  precision: no native bf16 check available (v2v.precision not present); bf16 runs via autocast")

@@ -30,7 +30,7 @@ from v2v.errors import V2VError
 from v2v.nn.norms import get_norm_layer
 
 __all__ = ["GlobalGenerator", "LocalEnhancer", "ResnetBlock", "UnetGenerator", "UnetSkipConnectionBlock",
-           "check_divisible"]
+           "check_divisible", "down_layers", "stem_layers", "up_layers"]
 
 
 def check_divisible(x: torch.Tensor, channels: int, factor: int, what: str = "generator") -> None:
@@ -107,17 +107,56 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-def _down(cin: int, cout: int, norm: str, trs) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, stride=2, padding=1), _norm(norm, cout, trs), nn.ReLU(True)]
+def down_layers(cin: int, cout: int, norm: str = "instance", track_running_stats: bool | None = None) -> list[nn.Module]:
+    """[Conv3x3 stride 2 (zero padding 1), norm, ReLU]: ``B,cin,H,W`` -> ``B,cout,H/2,W/2``.
+
+    Args:
+        cin, cout: channels in and out.
+        norm, track_running_stats: the norm layer (:func:`v2v.nn.norms.get_norm_layer`).
+
+    Returns:
+        three modules, to be spliced into an ``nn.Sequential`` (official index layout).
+
+    Example:
+        >>> nn.Sequential(*down_layers(4, 8))(torch.rand(1, 4, 16, 16)).shape
+        torch.Size([1, 8, 8, 8])
+    """
+    return [nn.Conv2d(cin, cout, 3, stride=2, padding=1), _norm(norm, cout, track_running_stats), nn.ReLU(True)]
 
 
-def _up(cin: int, cout: int, norm: str, trs) -> list[nn.Module]:
-    return [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1), _norm(norm, cout, trs),
-            nn.ReLU(True)]
+def up_layers(cin: int, cout: int, norm: str = "instance", track_running_stats: bool | None = None) -> list[nn.Module]:
+    """[ConvTranspose3x3 stride 2 (padding 1, output_padding 1), norm, ReLU]: ``H,W`` -> ``2H,2W``.
+
+    Args:
+        cin, cout: channels in and out.
+        norm, track_running_stats: the norm layer.
+
+    Returns:
+        three modules (official index layout).
+
+    Example:
+        >>> nn.Sequential(*up_layers(8, 4))(torch.rand(1, 8, 8, 8)).shape
+        torch.Size([1, 4, 16, 16])
+    """
+    return [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1),
+            _norm(norm, cout, track_running_stats), nn.ReLU(True)]
 
 
-def _stem(cin: int, cout: int, norm: str, trs) -> list[nn.Module]:
-    return [nn.ReflectionPad2d(3), nn.Conv2d(cin, cout, 7), _norm(norm, cout, trs), nn.ReLU(True)]
+def stem_layers(cin: int, cout: int, norm: str = "instance", track_running_stats: bool | None = None) -> list[nn.Module]:
+    """[ReflectionPad(3), Conv7x7, norm, ReLU]: ``B,cin,H,W`` -> ``B,cout,H,W``.
+
+    Args:
+        cin, cout: channels in and out.
+        norm, track_running_stats: the norm layer.
+
+    Returns:
+        four modules (official index layout: the conv is index 1, the norm index 2).
+
+    Example:
+        >>> nn.Sequential(*stem_layers(3, 4))(torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 4, 16, 16])
+    """
+    return [nn.ReflectionPad2d(3), nn.Conv2d(cin, cout, 7), _norm(norm, cout, track_running_stats), nn.ReLU(True)]
 
 
 class GlobalGenerator(nn.Module):
@@ -158,14 +197,14 @@ class GlobalGenerator(nn.Module):
         cap = (lambda c: min(max_channels, c)) if max_channels else (lambda c: c)
         self.input_nc, self.n_downsampling = input_nc, n_downsampling
         trs = track_running_stats
-        model = _stem(input_nc, ngf, norm, trs)
+        model = stem_layers(input_nc, ngf, norm, trs)
         for i in range(n_downsampling):
-            model += _down(cap(ngf * 2**i), cap(ngf * 2 ** (i + 1)), norm, trs)
+            model += down_layers(cap(ngf * 2**i), cap(ngf * 2 ** (i + 1)), norm, trs)
         for _ in range(n_blocks):
             model.append(ResnetBlock(cap(ngf * 2**n_downsampling), norm, padding_type, track_running_stats=trs))
         for i in range(n_downsampling):
             m = 2 ** (n_downsampling - i)
-            model += _up(cap(ngf * m), cap(ngf * m // 2), norm, trs)
+            model += up_layers(cap(ngf * m), cap(ngf * m // 2), norm, trs)
         model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*model)
         self._n_front = 4 + 3 * n_downsampling
@@ -229,9 +268,9 @@ class LocalEnhancer(nn.Module):
         self.model = nn.Sequential(*list(g.model)[:-3])   # without the output layers
         for n in range(1, n_local_enhancers + 1):
             w = ngf * 2 ** (n_local_enhancers - n)
-            down = _stem(input_nc, w, norm, trs) + _down(w, 2 * w, norm, trs)
+            down = stem_layers(input_nc, w, norm, trs) + down_layers(w, 2 * w, norm, trs)
             up = [ResnetBlock(2 * w, norm, padding_type, track_running_stats=trs) for _ in range(n_blocks_local)]
-            up += _up(2 * w, w, norm, trs)
+            up += up_layers(2 * w, w, norm, trs)
             if n == n_local_enhancers:
                 up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
             setattr(self, f"model{n}_1", nn.Sequential(*down))

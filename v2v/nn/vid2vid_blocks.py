@@ -1,132 +1,88 @@
-"""Convolutional blocks of the vid2vid composite generator (pix2pixHD-style encoder/decoder pieces).
+"""vid2vid inputs, shared by the model, its compat module and its commands.
 
-All blocks are plain feature-map -> feature-map modules (``B,C,H,W`` float tensors); they make
-no assumption about the value range. Layer order follows the official NVIDIA/vid2vid
-``CompositeGenerator``:
-
-- :class:`Stem`: ReflectionPad(3) -> Conv7x7 -> norm -> ReLU
-- :class:`Down`: Conv3x3 stride 2, ZERO padding 1 -> norm -> ReLU
-- :class:`ResnetBlock`: x + [ReflectionPad(1), Conv3x3, norm, ReLU, ReflectionPad(1), Conv3x3, norm](x)
-- :class:`Up`: ConvTranspose3x3 stride 2 (padding 1, output_padding 1) -> norm -> ReLU
-- :class:`Head`: ReflectionPad(3) -> Conv7x7 (no activation; the caller applies tanh / sigmoid / scale)
+- :func:`encode_labels`: one-hot label maps + the instance-edge channel (official ``encode_input``).
+- :func:`label_pyramid`: the spatial pyramid of the coarse-to-fine generator (official ``build_pyr``).
+- :func:`foreground_mask`: the mask of the foreground branch (official ``compute_mask``).
+- :func:`check_labels`: ids within ``0..label_nc-1``.
+- :func:`norm_statistics`: which statistics the norm layers use (official test.py: per-frame batch).
 """
 from __future__ import annotations
 
+import contextlib
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-from v2v.nn.norms import canonical_norm_name, get_norm_layer
+from v2v.errors import V2VError
 
-__all__ = ["Decoder", "Down", "Encoder", "Head", "ResnetBlock", "Stem", "Up", "make_norm"]
-
-
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """vid2vid's norm layers: 'batch' -> BatchNorm2d(affine); 'instance' -> InstanceNorm2d(affine=False,
-    track_running_stats=True) as the official ``get_norm_layer``; other names via :func:`get_norm_layer`."""
-    trs = True if canonical_norm_name(kind) == "instance" else None
-    return get_norm_layer(kind, channels, track_running_stats=trs)
+__all__ = ["check_labels", "encode_labels", "foreground_mask", "label_pyramid", "norm_statistics"]
 
 
-class Stem(nn.Module):
-    """ReflectionPad(3), Conv7x7(in_ch -> out_ch), norm, ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int, norm: str = "batch"):
-        super().__init__()
-        self.pad = nn.ReflectionPad2d(3)
-        self.conv = nn.Conv2d(in_ch, out_ch, 7)
-        self.norm = make_norm(norm, out_ch)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.act(self.norm(self.conv(self.pad(x))))
+def check_labels(labels: torch.Tensor, label_nc: int, where: str = "label map") -> None:
+    """V2VError if an id is outside ``0..label_nc-1`` (names the value)."""
+    if labels.numel() == 0:
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    if hi >= label_nc or lo < 0:
+        bad = hi if hi >= label_nc else lo
+        raise V2VError(f"{where}: label id {bad} is outside 0..{label_nc - 1} (the model's label_nc is "
+                       f"{label_nc}); remap the ids or use a model with a larger label_nc")
 
 
-class Down(nn.Module):
-    """Conv3x3 stride 2 with zero padding 1 (halves H and W), norm, ReLU."""
+def encode_labels(labels: torch.Tensor, instances: torch.Tensor | None, label_nc: int,
+                  use_instance: bool, dtype=torch.float32) -> torch.Tensor:
+    """Label ids (+ instance ids) -> ``B,label_nc(+1),H,W`` (or ``B,T,...``): one-hot, then edges."""
+    from v2v.ops.labels import instance_edges
 
-    def __init__(self, in_ch: int, out_ch: int, norm: str = "batch"):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
-        self.norm = make_norm(norm, out_ch)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.act(self.norm(self.conv(x)))
-
-
-class ResnetBlock(nn.Module):
-    """x + [pad, conv3x3, norm, ReLU, pad, conv3x3, norm](x); reflect padding, no ReLU after the add."""
-
-    def __init__(self, ch: int, norm: str = "batch"):
-        super().__init__()
-        self.pad = nn.ReflectionPad2d(1)
-        self.conv1 = nn.Conv2d(ch, ch, 3)
-        self.norm1 = make_norm(norm, ch)
-        self.act = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(ch, ch, 3)
-        self.norm2 = make_norm(norm, ch)
-
-    def forward(self, x):
-        y = self.act(self.norm1(self.conv1(self.pad(x))))
-        return x + self.norm2(self.conv2(self.pad(y)))
+    if labels.dim() == 4:
+        b, t = labels.shape[:2]
+        inst = instances.flatten(0, 1) if instances is not None else None
+        out = encode_labels(labels.flatten(0, 1), inst, label_nc, use_instance, dtype)
+        return out.view(b, t, *out.shape[1:])
+    onehot = F.one_hot(labels.long(), label_nc).permute(0, 3, 1, 2).to(dtype)
+    if not use_instance:
+        return onehot
+    if instances is None:
+        raise V2VError("this model uses instance maps (use_instance: true) but none were given")
+    return torch.cat([onehot, instance_edges(instances).to(dtype)], 1)
 
 
-class Up(nn.Module):
-    """ConvTranspose2d 3x3 stride 2 (padding 1, output_padding 1: doubles H and W), norm, ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int, norm: str = "batch"):
-        super().__init__()
-        self.conv = nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1)
-        self.norm = make_norm(norm, out_ch)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.act(self.norm(self.conv(x)))
+def label_pyramid(x: torch.Tensor, n_levels: int) -> list[torch.Tensor]:
+    """Official ``build_pyr``: level 0 = ``x`` (``...,C,H,W``), level k = AvgPool2d(3, 2, 1,
+    count_include_pad=False) applied k times (fractional one-hot values at coarse levels)."""
+    out = [x]
+    for _ in range(n_levels - 1):
+        y = out[-1]
+        p = F.avg_pool2d(y.flatten(0, -4), 3, stride=2, padding=1, count_include_pad=False)
+        out.append(p.view(*y.shape[:-3], *p.shape[-3:]))
+    return out
 
 
-class Head(nn.Module):
-    """ReflectionPad(3), Conv7x7 to ``out_ch`` channels, no activation."""
-
-    def __init__(self, in_ch: int, out_ch: int):
-        super().__init__()
-        self.pad = nn.ReflectionPad2d(3)
-        self.conv = nn.Conv2d(in_ch, out_ch, 7)
-
-    def forward(self, x):
-        return self.conv(self.pad(x))
+def foreground_mask(encoded: torch.Tensor, fg_labels) -> torch.Tensor:
+    """``B,Cl,H,W`` encoded frame -> ``B,1,H,W`` clamp(sum of the ``fg_labels`` channels, 0, 1)."""
+    return encoded[:, list(fg_labels)].sum(1, keepdim=True).clamp(0, 1)
 
 
-class Encoder(nn.Module):
-    """Stem, ``n_down`` Down blocks (channels doubling from ``ngf``), then ``n_blocks`` ResnetBlocks.
-
-    Output: ``B, ngf*2**n_down, H/2**n_down, W/2**n_down``.
-    """
-
-    def __init__(self, in_ch: int, ngf: int, n_down: int, n_blocks: int, norm: str = "batch"):
-        super().__init__()
-        self.stem = Stem(in_ch, ngf, norm)
-        self.down = nn.ModuleList(Down(ngf * 2**i, ngf * 2 ** (i + 1), norm) for i in range(n_down))
-        self.blocks = nn.ModuleList(ResnetBlock(ngf * 2**n_down, norm) for _ in range(n_blocks))
-
-    def forward(self, x):
-        x = self.stem(x)
-        for m in self.down:
-            x = m(x)
-        for m in self.blocks:
-            x = m(x)
-        return x
-
-
-class Decoder(nn.Module):
-    """``n_blocks`` ResnetBlocks at ``ch`` channels, then ``n_up`` Up blocks halving the channels."""
-
-    def __init__(self, ch: int, n_up: int, n_blocks: int, norm: str = "batch"):
-        super().__init__()
-        self.blocks = nn.ModuleList(ResnetBlock(ch, norm) for _ in range(n_blocks))
-        self.up = nn.ModuleList(Up(ch // 2**i, ch // 2 ** (i + 1), norm) for i in range(n_up))
-
-    def forward(self, x):
-        for m in self.blocks:
-            x = m(x)
-        for m in self.up:
-            x = m(x)
-        return x
+@contextlib.contextmanager
+def norm_statistics(module: nn.Module, mode: str):
+    """Temporarily pick the statistics of every norm layer: ``batch`` (of the current input, as
+    official test.py, which never calls ``.eval()``; running buffers untouched), ``running``
+    (``.eval()``) or ``module`` (as is)."""
+    if mode == "module":
+        yield module
+        return
+    if mode not in ("batch", "running"):
+        raise V2VError(f"norm statistics mode must be 'batch' or 'running', got '{mode}'")
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase)]
+    saved = [(m, m.training, m.momentum) for m in norms]
+    try:
+        for m in norms:
+            m.train(mode == "batch")
+            if mode == "batch":
+                m.momentum = 0.0  # (1-0)*old + 0*new: running buffers unchanged
+        yield module
+    finally:
+        for m, tr, mom in saved:
+            m.train(tr)
+            m.momentum = mom
