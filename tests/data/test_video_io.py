@@ -24,6 +24,14 @@ def synthetic_clip(t: int = 30, w: int = 64, h: int = 48) -> np.ndarray:
     return np.stack(frames)
 
 
+def coded_clip(t: int = 30, w: int = 64, h: int = 48, block: int = 8) -> np.ndarray:
+    """Frames of random grey blocks (levels 48 or 208, one pattern per frame): uint8 T,H,W,3."""
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 2, size=(t, -(-h // block), -(-w // block)))
+    frames = np.where(codes, 208, 48).astype(np.uint8).repeat(block, 1).repeat(block, 2)[:, :h, :w]
+    return np.repeat(frames[..., None], 3, axis=-1)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
@@ -45,11 +53,20 @@ def test_mp4_roundtrip(tmp_path, w, h, fps):
         frames = np.stack(list(r))
     assert frames.shape == (30, h, w, 3) and frames.dtype == np.uint8
     assert psnr(frames, clip) > 35
-    # per-frame too (no frame dropped or duplicated: each frame matches its own source best)
-    for k in (0, 15, 29):
-        errs = [np.abs(frames[k].astype(int) - clip[j]).mean() for j in range(30)]
-        assert int(np.argmin(errs)) == k
     assert _listing(tmp_path) == ["clip.mp4"]
+    # no frame dropped, duplicated or reordered: the smooth clip's adjacent frames differ by about
+    # the codec error (~1 grey level), so a nearest-frame test on it is ambiguous; frames carrying a
+    # random block code differ from each other by ~60 levels and identify themselves unambiguously
+    coded = coded_clip(30, w, h)
+    q = tmp_path / "coded.mp4"
+    write_video(q, coded, fps)
+    got = read_video(q)[0].astype(np.float64)
+    assert got.shape == coded.shape
+    errs = np.abs(got[:, None] - coded[None].astype(np.float64)).mean(axis=(2, 3, 4))  # (decoded, source)
+    own = np.diag(errs)
+    others = errs + np.diag(np.full(30, np.inf))
+    assert (own < 10).all(), own.max()
+    assert (others.min(axis=1) > 3 * own).all()
 
 
 def test_odd_size_is_padded_with_edge_in_the_file(tmp_path):
