@@ -59,7 +59,7 @@ def test_encode_labels_onehot_and_edges():
 
 def test_composite_formula_and_foreground():
     cfg = tiny_cfg(fg=True, fg_labels=[3])
-    G = build_generator(cfg).eval()
+    G = build_generator(cfg).scales[0].eval()
     labels, inst, images = clip()
     enc = encode_labels(labels, inst, cfg.label_nc, True)
     lab = enc[:, :3].flatten(1, 2)
@@ -91,13 +91,13 @@ def test_stream_matches_whole_clip_and_first_frame_modes():
     outs = torch.stack([s.step(labels[:, t], inst[:, t]) for t in range(6)], 1)
     assert torch.allclose(outs[:, :2], images[:, :2], atol=1e-6)
     assert (outs - whole).abs().max() < 1e-5
-    assert len(s.labels) == cfg.n_frames_G and len(s.prev) == cfg.n_frames_G - 1  # constant memory
+    assert len(s.labels[0]) == cfg.n_frames_G and len(s.prev[0]) == cfg.n_frames_G - 1  # constant memory
     # (2) no real frames: the first frame is the hallucinated image from zero previous frames
     s = Vid2VidStream(system.netG, cfg, first_frames=None, norm_stats="running")
     f0 = s.step(labels[:, 0], inst[:, 0])
     enc0 = encode_labels(labels[:, 0], inst[:, 0], cfg.label_nc, True)
     with torch.no_grad():
-        o = system.netG(torch.cat([enc0] * 3, 1), torch.zeros(1, 6, H, W), raw_only=True)
+        o = system.netG.scales[0](torch.cat([enc0] * 3, 1), torch.zeros(1, 6, H, W), raw_only=True)
     assert torch.allclose(f0, (o["raw_image"] + 1) / 2, atol=1e-6)
     frames = [f0] + [s.step(labels[:, t], inst[:, t]) for t in range(1, 6)]
     assert len(frames) == 6 and all(torch.isfinite(f).all() for f in frames)
@@ -107,14 +107,14 @@ def test_stream_matches_whole_clip_and_first_frame_modes():
     f1 = s.step(labels[:, 1], inst[:, 1])
     lab = torch.cat([enc0, enc0, encode_labels(labels[:, 1], inst[:, 1], cfg.label_nc, True)], 1)
     with torch.no_grad():
-        o = system.netG(lab, torch.cat([images[:, 0]] * 2, 1) * 2 - 1)
+        o = system.netG.scales[0](lab, torch.cat([images[:, 0]] * 2, 1) * 2 - 1)
     assert torch.allclose(f1, ((o["image"] + 1) / 2).clamp(0, 1), atol=1e-6)
 
 
 def test_norm_statistics_batch_mode_keeps_running_buffers():
     cfg = tiny_cfg()
-    G = build_generator(cfg).eval()
-    bn = G.label_encoder.stem.norm
+    G = build_generator(cfg).scales[0].eval()
+    bn = G.model_down_seg[2]
     before = bn.running_mean.clone()
     labels, inst, images = clip()
     enc = encode_labels(labels, inst, 5, True)
@@ -131,8 +131,12 @@ def test_errors_are_clear():
     s = Vid2VidStream(build_generator(cfg), cfg)
     with pytest.raises(V2VError, match="instance maps"):
         s.step(torch.zeros(1, H, W, dtype=torch.long), None)
-    with pytest.raises(V2VError, match="n_scales_spatial"):
-        build_generator(tiny_cfg(n_scales_spatial=2))
+    with pytest.raises(V2VError, match="n_scales_spatial must be 1, 2 or 3"):
+        build_generator(tiny_cfg(n_scales_spatial=4))
+    cfg2 = tiny_cfg(n_scales_spatial=2)
+    s = Vid2VidStream(build_generator(cfg2), cfg2)
+    with pytest.raises(V2VError, match=r"size 36x48 is not divisible by the total downsampling factor 8.*32x48"):
+        s.step(torch.zeros(1, 36, 48, dtype=torch.long), torch.zeros(1, 36, 48, dtype=torch.long))
 
 
 def test_training_losses_finite_and_temporal_discriminators_used():
@@ -206,3 +210,81 @@ def test_short_toycity_training_lowers_heldout_l1(tmp_path, run_cli):
     assert logged and np.isfinite(logged[-1])
     print(f"toycity held-out L1 {before:.4f} -> {after:.4f}")
     assert after < 0.9 * before, (before, after)
+
+    # two scales, official recipe: --load_pretrain the one-scale run as the coarse scale, train the
+    # finest scale alone first (niter_fix_global), then both
+    one_scale = find_latest(out / "checkpoints")[0]
+    out2 = tmp_path / "run2"
+    over2 = [o for o in over if not o.startswith("train.steps")] + [
+        "train.steps=20", "model.n_scales_spatial=2", "model.n_blocks_local=1", f"model.load_pretrain={one_scale}",
+        "model.niter_fix_global=10"]
+    rc, _, err = run_cli("train", "--config", "configs/vid2vid/toycity.yaml", *over2, "--out", out2, "--no-progress")
+    assert rc == 0, err
+    mcfg2 = from_dict(Vid2VidModelConfig, load_yaml(out2 / "config.yaml")["model"])
+    torch.manual_seed(123)
+    fresh2 = Vid2VidSystem(mcfg2).eval()                      # G0 = the one-scale run's generator
+    for k, v in trained.netG.scales[0].state_dict().items():
+        assert torch.equal(fresh2.netG.scales[0].state_dict()[k], v), k
+    before2 = fresh2.evaluate(batch)["l1"]
+    trained2 = Vid2VidSystem(mcfg2)
+    load_weights(trained2, find_latest(out2 / "checkpoints")[0], strict=False)
+    after2 = trained2.eval().evaluate(batch)["l1"]
+    print(f"toycity two-scale held-out L1 {before2:.4f} -> {after2:.4f} (one scale: {after:.4f})")
+    assert after2 < 0.9 * before2, (before2, after2)
+
+
+def test_multiscale_coarse_to_fine_and_single_G_stream():
+    """3 scales: each scale works on its pyramid level with its own previous frames, finer scales add
+    the coarser features; the first tG-1 frames come from the single-image generator."""
+    from v2v.models.vid2vid import build_first_frame_generator, label_pyramid
+
+    cfg = tiny_cfg(n_scales_spatial=3, fg=True, fg_labels=[3], first_frame="single_G", first_frame_ngf=2,
+                   first_frame_n_downsample=2)
+    system = Vid2VidSystem(cfg, inference=True).eval()
+    assert not hasattr(system, "netD") and [type(g).__name__ for g in system.netG.scales] == \
+        ["CompositeGenerator", "CompositeLocalGenerator", "CompositeLocalGenerator"]
+    assert [g.model_down_seg[1].out_channels for g in system.netG.scales] == [4, 2, 1]   # ngf // 2**s
+    labels, inst, _ = clip(T=5)
+    s = Vid2VidStream(system.netG, cfg, first_generator=system.netG_i, norm_stats="running")
+    outs = [s.step(labels[:, t], inst[:, t]) for t in range(5)]
+    enc = encode_labels(labels, inst, cfg.label_nc, True)
+    with torch.no_grad():
+        f0 = system.netG_i(enc[:, 0, :cfg.label_nc])
+    assert torch.allclose(outs[0], ((f0 + 1) / 2).clamp(0, 1), atol=1e-6)
+    assert [len(q) for q in s.prev] == [2, 2, 2] and [q[0].shape[-1] for q in s.prev] == [W // 4, W // 2, W]
+    # the last step by hand: per-level inputs, coarse features flow into the finer scales
+    pyr = list(reversed(label_pyramid(enc, 3)))
+    # the windows before step 4: a fresh stream fed frames 0..3
+    s2 = Vid2VidStream(system.netG, cfg, first_generator=system.netG_i, norm_stats="running")
+    for t in range(4):
+        s2.step(labels[:, t], inst[:, t])
+    prev = [torch.cat(list(q), 1) for q in s2.prev]
+    lab = [p[:, 2:5].flatten(1, 2) for p in pyr]
+    masks = [foreground_mask(p[:, 4], [3]) for p in pyr]
+    with torch.no_grad():
+        o0 = system.netG.scales[0](lab[0], prev[0], masks[0])
+        o1 = system.netG.scales[1](lab[1], prev[1], masks[1], (o0["img_feat"], o0["flow_feat"], o0["fg_feat"]))
+        o2 = system.netG.scales[2](lab[2], prev[2], masks[2], (o1["img_feat"], o1["flow_feat"], o1["fg_feat"]))
+    assert torch.allclose(outs[4], ((o2["image"] + 1) / 2).clamp(0, 1), atol=1e-6)
+    assert o1["flow"].shape[-1] == W // 2 and o2["flow"].shape[-1] == W
+    # whole-clip generate == the stream
+    with torch.no_grad():
+        whole = system.generate(labels, inst, norm_stats="running")
+    assert (whole - torch.stack(outs, 1)).abs().max() < 1e-6
+
+
+def test_niter_fix_global_trains_only_the_finest_scale():
+    cfg = tiny_cfg(n_scales_spatial=2, niter_fix_global=5, n_scales_temporal=1)
+    system = Vid2VidSystem(cfg).train()
+    labels, inst, images = clip(T=4)
+    batch = {"labels": labels, "instances": inst, "images": images,
+             "flowprev": torch.zeros(1, 3, 2, H, W), "occprev": torch.zeros(1, 3, 1, H, W)}
+    out = system.train_step(batch, 0)
+    out["G"].backward(inputs=list(system.netG.parameters()))
+    assert all(p.grad is None for p in system.netG.scales[0].parameters())
+    assert all(p.grad is not None for p in system.netG.scales[1].parameters())
+    system.zero_grad(set_to_none=True)
+    out = system.train_step(batch, 5)               # after niter_fix_global: all scales learn
+    out["G"].backward(inputs=list(system.netG.parameters()))
+    # (the coarse scale's own output heads get no gradient, as upstream: only its features reach the loss)
+    assert all(p.grad is not None for n, p in system.netG.scales[0].named_parameters() if "final" not in n)
