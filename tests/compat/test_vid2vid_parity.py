@@ -23,7 +23,7 @@ def test_parity_cli_public_fixture(shared, run_cli):
     lines = [ln for ln in out.splitlines() if ln.startswith(("ok", "FAIL"))]
     assert len(lines) >= 100 and all(ln.startswith("ok") for ln in lines)
     # every kind of case ran: both norm modes, single steps and chains, image D and both temporal Ds
-    for needle in ("G eval step2 fake_image", "G train step0 flow", "G train chain step2 fake_image",
+    for needle in ("eval step2 fake_image", "train step0 flow", "train chain step2 fake_image",
                    "D train fake s1 l3", "D_T0 train fake s0 l2", "D_T1 eval real s1 l4", "encode real_A"):
         assert any(needle in ln for ln in lines), needle
 
@@ -31,7 +31,7 @@ def test_parity_cli_public_fixture(shared, run_cli):
 def test_parity_cli_cityscapes35_real_frames(shared, run_cli):
     rc, out, err = run_cli("parity", "vid2vid", _fix(shared, "cityscapes35"))
     assert rc == 0, out + err
-    assert "G train chain step2 fake_image" in out and "FAIL" not in out
+    assert "train chain step2 fake_image" in out and "FAIL" not in out
 
 
 def test_parity_fails_beyond_tolerance(shared, tmp_path, run_cli):
@@ -44,13 +44,13 @@ def test_parity_fails_beyond_tolerance(shared, tmp_path, run_cli):
     torch.save(sd, tmp_path / "latest_net_G0.pth")
     from v2v.compat.vid2vid import run_parity
 
-    res = run_parity(tmp_path, chain=False)
-    bad = [r for r in res if r[1] > r[2]]
-    assert bad and all(r[0].startswith("G") for r in bad)
+    rep = run_parity(tmp_path, chain=False)
+    bad = [r.name for r in rep.rows if not r.ok]
+    assert not rep.ok and bad and not any(n.startswith("D") or "encode" in n for n in bad)
 
 
 def test_convert_with_and_without_num_batches_tracked(shared, tmp_path, run_cli):
-    from v2v.train.checkpoint import read_weights
+    from v2v.weights_io import read_weights
 
     src = _fix(shared)
     rc, _out, err = run_cli("convert", "vid2vid", src / "latest_net_G0.pth", "--opt", src / "opt.txt",
@@ -71,13 +71,13 @@ def test_convert_with_and_without_num_batches_tracked(shared, tmp_path, run_cli)
         if not k.endswith("num_batches_tracked"):
             assert torch.equal(v, a[k]), k
     # values: converted weights == official ones through the key map
-    assert torch.equal(a["netG.label_encoder.stem.conv.weight"], sd["model_down_seg.1.weight"])
-    assert torch.equal(a["netG.image_branch.up.1.norm.running_var"], sd["model_up_img.4.running_var"])
+    assert torch.equal(a["netG.scales.0.model_down_seg.1.weight"], sd["model_down_seg.1.weight"])
+    assert torch.equal(a["netG.scales.0.model_up_img.4.running_var"], sd["model_up_img.4.running_var"])
 
 
 def test_generate_stuttgart_30_frames(shared, tmp_path, run_cli):
     """Real Cityscapes label ids (2048x1024) with the 35-class official checkpoint -> 30-frame video."""
-    from v2v.compat.vid2vid import load_official_generator
+    from v2v.compat.vid2vid import load_official
     from v2v.data.image import read_image, read_label_map
     from v2v.data.video import open_video
     from v2v.models.vid2vid import Vid2VidStream
@@ -97,8 +97,8 @@ def test_generate_stuttgart_30_frames(shared, tmp_path, run_cli):
                          "--labels", seq, "--out", str(tmp_path / "png") + "/", "--size", "64x128", "--frames", 3,
                          "--no-progress")
     assert rc == 0, err
-    cfg, G = load_official_generator(fx / "latest_net_G0.pth", fx / "opt.txt")
-    s = Vid2VidStream(G, cfg)
+    cfg, system = load_official(str(fx / "latest_net_G0.pth"), str(fx / "opt.txt"))
+    s = Vid2VidStream(system.netG, cfg)
     inst_dir = shared / "data" / "cityscapes_seq" / "vid2vid" / "test_inst" / "stuttgart_00"
     labs = sorted(seq.glob("*.png"))[:3]
     for i, f in enumerate(labs):
@@ -131,7 +131,7 @@ def test_generate_errors(shared, tmp_path, run_cli):
     # checkpoint from another option set: names the first mismatched keys and shapes
     rc, _, err = run_cli("generate", "vid2vid", "--config", _fix(shared) / "opt.txt", "--checkpoint",
                          fx / "latest_net_G0.pth", "--labels", bad, "--out", tmp_path / "o.mp4", "--no-progress")
-    assert rc == 2 and "shape mismatch" in err and "label_encoder.stem.conv.weight" in err
+    assert rc == 2 and "shape mismatch" in err and "netG.scales.0.model_down_seg.1.weight" in err
     assert "file (8,108,7,7) vs model (8,27,7,7)" in err
     assert not (tmp_path / "o.mp4").exists()
 
@@ -177,16 +177,13 @@ def _official_generator_keys(n_down: int, n_blocks: int, fg: bool) -> list[str]:
 
 
 @pytest.mark.parametrize("n_down,n_blocks,fg", [(2, 3, False), (3, 3, True), (2, 4, True), (3, 9, True)])
-def test_generator_key_map_covers_every_option_set(n_down, n_blocks, fg):
-    """The official->v2v key map is a bijection for --fg and other generator shapes."""
-    from v2v.compat.vid2vid import map_generator_key
+def test_generator_has_the_official_key_layout(n_down, n_blocks, fg):
+    """Our CompositeGenerator state dict IS the official one (names from the documented layout)."""
     from v2v.models.vid2vid import Vid2VidModelConfig, build_generator
 
     cfg = Vid2VidModelConfig(label_nc=4, ngf=4, n_downsample_G=n_down, n_blocks=n_blocks, fg=fg)
-    ours = {k for k in build_generator(cfg).state_dict() if not k.endswith("num_batches_tracked")}
-    mapped = [map_generator_key(k, n_down) for k in _official_generator_keys(n_down, n_blocks, fg)]
-    assert None not in mapped and len(set(mapped)) == len(mapped)
-    assert set(mapped) == ours
+    ours = {k for k in build_generator(cfg).scales[0].state_dict() if not k.endswith("num_batches_tracked")}
+    assert ours == set(_official_generator_keys(n_down, n_blocks, fg))
 
 
 def test_generate_label_loading_matches_official_loader(shared):
@@ -267,3 +264,137 @@ def test_generate_from_lossless_label_videos(shared, tmp_path, run_cli):
     assert rc1 == 0 and rc2 == 0, e1 + e2
     for fa, fb in zip(sorted((tmp_path / "a").glob("*.png")), sorted((tmp_path / "b").glob("*.png"))):
         assert np.array_equal(read_image(fa), read_image(fb))
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-scale (label2city_1024_g1 architecture) + use_single_G
+# ---------------------------------------------------------------------------------------------
+def _link_folder(src, dst, skip=()):
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.name not in skip:
+            (dst / f.name).symlink_to(f)
+    return dst
+
+
+def test_parity_cli_multiscale(shared, run_cli):
+    rc, out, err = run_cli("parity", "vid2vid", _fix(shared, "multiscale"))
+    assert rc == 0, out + err
+    lines = [ln for ln in out.splitlines() if ln.startswith(("ok", "FAIL"))]
+    assert len(lines) >= 200 and all(ln.startswith("ok") for ln in lines)
+    for needle in ("syn_single_G eval frames", "real_single_G train prev_G0", "syn_G0 eval step2 flow",
+                   "syn_G1 train step0 fg_feat", "syn_G1 train step0 img_feat", "real_G2 train step1 weight",
+                   "real_G2 train chain step2 fake_image", "syn_real_A_G0 (pyramid)"):
+        assert any(needle in ln for ln in lines), needle
+
+
+def test_parity_multiscale_perturbed_array_fails(shared, tmp_path, run_cli):
+    """Must-fail: one stored array moved by 1e-3 (10x the single-step tolerance) -> exit 1, named."""
+    src = _fix(shared, "multiscale")
+    dst = _link_folder(src, tmp_path / "fx", skip=("cases.npz",))
+    z = dict(np.load(src / "cases.npz"))
+    z["syn_g_eval_G1_flow"] = z["syn_g_eval_G1_flow"] + np.float32(1e-3)
+    np.savez(dst / "cases.npz", **z)
+    rc, out, _ = run_cli("parity", "vid2vid", dst, "--no-chain")
+    assert rc == 1
+    bad = [ln for ln in out.splitlines() if ln.startswith("FAIL")]
+    assert bad and all("syn_G1 eval" in ln and "flow" in ln for ln in bad)
+
+
+def test_multiscale_folder_errors(shared, tmp_path, run_cli):
+    from v2v.compat.vid2vid import read_official
+
+    src = _fix(shared, "multiscale")
+    no_g2 = _link_folder(src, tmp_path / "a", skip=("latest_net_G2.pth",))
+    with pytest.raises(Exception, match=r"scale 2's generator is missing: looked for .*a/latest_net_G2.pth"):
+        read_official(str(no_g2))
+    extra = _link_folder(src, tmp_path / "b")
+    (extra / "latest_net_G3.pth").symlink_to(src / "latest_net_G2.pth")
+    with pytest.raises(Exception, match=r"n_scales_spatial=3 but .*latest_net_G3.pth exists"):
+        read_official(str(extra))
+    no_single = _link_folder(src, tmp_path / "c", skip=("label2city_single",))   # options.json asks for it
+    seq = shared / "data" / "cityscapes_seq" / "vid2vid" / "test_A" / "stuttgart_00"
+    rc, _, err = run_cli("generate", "vid2vid", "--config", no_single / "opt.txt", "--checkpoint", no_single,
+                         "--labels", seq, "--out", tmp_path / "o.mp4", "--size", "64x128", "--no-progress")
+    assert rc == 2 and "c/label2city_single/latest_net_G_1024.pth" in err and "--first-frame-generator" in err
+    rc, _, err = run_cli("generate", "vid2vid", "--config", src / "opt.txt", "--checkpoint", src, "--labels", seq,
+                         "--out", tmp_path / "o.mp4", "--size", "72x136", "--no-progress")
+    assert rc == 2 and "not divisible by the total downsampling factor 16" in err and "64x128" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o.mp4").exists()
+
+
+def test_generate_multiscale_fixture_on_cityscapes(shared, tmp_path, run_cli):
+    """The released folder layout on real label maps: one frame per label map, the first tG-1 by the
+    single-image generator (per-image InstanceNorm statistics, as official test.py)."""
+    from v2v.compat.vid2vid import load_official
+    from v2v.data.image import read_image, read_label_map
+    from v2v.models.vid2vid import encode_labels, norm_statistics
+
+    fx = _fix(shared, "multiscale")
+    seq = shared / "data" / "cityscapes_seq" / "vid2vid" / "test_A" / "stuttgart_00"
+    rc, out, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint", fx, "--labels", seq,
+                           "--out", str(tmp_path / "png") + "/", "--size", "64x128", "--frames", 4, "--no-progress")
+    assert rc == 0, err
+    files = sorted((tmp_path / "png").glob("*.png"))
+    assert len(files) == 4
+    cfg, system = load_official(str(fx))
+    lab = torch.from_numpy(read_label_map(sorted(seq.glob("*.png"))[0])[8::16, 8::16].copy()).long()[None]
+    with torch.no_grad(), norm_statistics(system.netG_i, "batch"):
+        f0 = system.netG_i(encode_labels(lab, None, cfg.label_nc, False))
+    ref = (((f0 + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(read_image(files[0]).astype(np.float64) - ref).max() <= 1.0
+    assert np.abs(read_image(files[3]).astype(float) - read_image(files[2]).astype(float)).mean() < 60
+
+
+def test_convert_multiscale_one_file(shared, tmp_path, run_cli):
+    from v2v.data.image import read_image
+    from v2v.weights_io import read_weights
+
+    fx = _fix(shared, "multiscale")
+    rc, _, err = run_cli("convert", "vid2vid", fx, "--out", tmp_path / "c")
+    assert rc == 0, err
+    sd, _ = read_weights(tmp_path / "c" / "vid2vid.safetensors")
+    assert {k.split(".")[2] for k in sd if k.startswith("netG.scales.")} == {"0", "1", "2"}
+    assert any(k.startswith("netG_i.model.") for k in sd)
+    off = torch.load(fx / "latest_net_G2.pth", map_location="cpu", weights_only=True)
+    assert torch.equal(sd["netG.scales.2.model_up_flow.3.weight"], off["model_up_flow.3.weight"])
+    seq = shared / "data" / "cityscapes_seq" / "vid2vid" / "test_A" / "stuttgart_00"
+    common = ["--labels", seq, "--size", "64x128", "--frames", 3, "--no-progress"]
+    assert run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint", fx,
+                   "--out", str(tmp_path / "a") + "/", *common)[0] == 0
+    assert run_cli("generate", "vid2vid", "--config", tmp_path / "c" / "vid2vid.yaml", "--checkpoint",
+                   tmp_path / "c" / "vid2vid.safetensors", "--out", str(tmp_path / "b") + "/", *common)[0] == 0
+    for fa, fb in zip(sorted((tmp_path / "a").glob("*.png")), sorted((tmp_path / "b").glob("*.png")), strict=True):
+        assert np.array_equal(read_image(fa), read_image(fb))
+
+
+def test_2048_architecture_folder_loads(shared, tmp_path):
+    """A label2city_2048-style folder (n_downsample_G 3, LocalEnhancer single G beside the folder,
+    shrunk widths): everything read from opt.txt and the files, weights round-trip exactly."""
+    from v2v.compat.vid2vid import load_official
+    from v2v.models.vid2vid import Vid2VidSystem
+
+    text = (_fix(shared, "multiscale") / "opt.txt").read_text()
+    text = text.replace("loadSize: 1024", "loadSize: 2048").replace("n_downsample_G: 2", "n_downsample_G: 3")
+    text = text.replace("use_single_G: False", "use_single_G: True")
+    run = tmp_path / "checkpoints" / "label2city_2048"
+    run.mkdir(parents=True)
+    (run / "opt.txt").write_text(text)
+    from v2v.compat.vid2vid import config_from_official, read_official_options
+
+    cfg = config_from_official({**read_official_options(run), "single_G_ngf": 2})
+    assert (cfg.first_frame, cfg.first_frame_G, cfg.first_frame_n_downsample) == ("single_G", "local", 4)
+    torch.manual_seed(0)
+    ref = Vid2VidSystem(cfg, inference=True)
+    for s, G in enumerate(ref.netG.scales):
+        torch.save({k: v for k, v in G.state_dict().items() if not k.endswith("num_batches_tracked")},
+                   run / f"latest_net_G{s}.pth")
+    (tmp_path / "checkpoints" / "label2city_single").mkdir()
+    torch.save(ref.netG_i.state_dict(), tmp_path / "checkpoints" / "label2city_single" / "latest_net_G_2048.pth")
+    cfg2, system = load_official(str(run))
+    assert cfg2 == cfg and type(system.netG_i).__name__ == "LocalEnhancer"
+    for k, v in ref.state_dict().items():
+        assert torch.equal(system.state_dict()[k], v), k
+    labels = torch.randint(0, 35, (1, 3, 64, 128))
+    out = system.generate(labels, labels)
+    assert out.shape == (1, 3, 3, 64, 128) and torch.isfinite(out).all()
