@@ -2,6 +2,7 @@
 
     v2v eval --pred OUT.mp4 --gt GT_FRAMES/ [--flow-prev FLOWPREV_DIR] \
              [--metrics psnr,ssim,lpips,warp,fid] [--json OUT.json]
+    v2v eval keyframe --config CFG [--cvae CKPT] [--cgan CKPT] [--flow CKPT]   (see v2v.commands.keyframe)
 
 ``--pred`` / ``--gt`` are videos (a file or a frame folder, see :mod:`v2v.data.video`), or two
 folders *of* videos (sub-folders of frames and/or video files), paired by name. Frames are
@@ -32,8 +33,8 @@ METRICS = ("psnr", "ssim", "lpips", "warp", "fid", "akd", "mkr", "acd")
 
 def register(cli) -> None:
     p = cli.command("eval", help="evaluate predicted videos against ground truth (PSNR, SSIM, LPIPS, warp error, FID)")
-    p.add_argument("--pred", required=True, help="predicted video (file or frame folder) or a folder of videos")
-    p.add_argument("--gt", required=True, help="ground-truth video or folder of videos (paired by name)")
+    p.add_argument("--pred", help="predicted video (file or frame folder) or a folder of videos (required)")
+    p.add_argument("--gt", help="ground-truth video or folder of videos, paired by name (required)")
     p.add_argument("--flow-prev", default=None,
                    help="folder of .flo backward flows to the previous frame (frames 1..T-1); for a folder of "
                         "videos, a folder with one such sub-folder per video")
@@ -51,6 +52,13 @@ def register(cli) -> None:
     p.add_argument("--lpips-backbone", default=None, help="LPIPS backbone weights file (torchvision alexnet/vgg16)")
     p.add_argument("--lpips-heads", default=None, help="LPIPS v0.1 linear heads file (alex.pth / vgg.pth)")
     p.set_defaults(func=run_eval)
+    forms = p.add_subparsers(dest="eval_form", metavar="FORM", help="keyframe: the keyframe-interpolation table")
+    from v2v.commands.keyframe import add_eval_arguments, run_eval as run_eval_keyframe
+
+    k = forms.add_parser("keyframe", help="L2 / PSNR / SSIM of linear, CVAE, CGAN, flow-guided interpolation",
+                         description="keyframe interpolation table over held-out clips (v2v.commands.keyframe)")
+    add_eval_arguments(k)
+    k.set_defaults(func=run_eval_keyframe)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -147,6 +155,8 @@ def run_eval(args) -> int:
     from v2v.errors import V2VError, unknown_key_message
     from v2v.metrics.image import psnr, ssim
 
+    if not args.pred or not args.gt:
+        raise V2VError("v2v eval: --pred and --gt are required (or `v2v eval keyframe --config CFG ...`)")
     device = resolve_device(args.device)
     flow_root = Path(args.flow_prev) if args.flow_prev else None
     if flow_root is not None and not flow_root.is_dir():
