@@ -27,6 +27,8 @@ discriminator D_T on the whole clip (:mod:`v2v.nn.video_discriminators`, spectra
 ``L_D = mean D(real) - mean D(fake) + lambda_GP * GP`` for D_S and D_T (the repo's sign
 convention). ``n_acc_batches`` splits the batch into that many sub-batches, each loss divided by
 ``n_acc_batches`` (the official gradient accumulation; sub-batches draw their own frames).
+For ``step < pretrain_steps`` the G loss also has ``lambda_L1 * L1(fake, real)`` (the official
+``pretrain_epochs`` warm-up, counted in steps here).
 """
 from __future__ import annotations
 
@@ -77,6 +79,8 @@ class StyleDVDGANConfig:
     lambda_GP: float = 1.0
     n_critic: int = 3
     n_acc_batches: int = 1
+    pretrain_steps: int = 0  # official pretrain_epochs (counted in steps): G also gets lambda_L1 * L1(fake, real)
+    lambda_L1: float = 10.0
     modconv: str = "batched"  # batched (fast, input scaling) | grouped (official grouped conv)
 
 
@@ -343,7 +347,12 @@ class StyleDVDGANSystem(System):
         for real in video.chunk(n_acc):
             image = real[:, 0]
             if g_step:
-                lg = self.loss_g(image, self.generator(image, real.shape[1]))
+                fake = self.generator(image, real.shape[1])
+                lg = self.loss_g(image, fake)
+                if step < self.cfg.pretrain_steps:
+                    l1 = (fake - real).abs().mean()
+                    lg["loss"] = lg["loss"] + self.cfg.lambda_L1 * l1
+                    add("G/L1", l1.detach())
                 add("G", lg["loss"])
                 add("G/Gs", lg["Gs"].detach())
                 add("G/Gt", lg["Gt"].detach())
