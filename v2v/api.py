@@ -319,6 +319,7 @@ def generate(system, labels: Iterable, instances: Iterable | None = None, first_
     _check_system(system, "vid2vid", "generate")
     dev = _device(system)
     first = [_image(f)[0] for f in first_frames]
+    stream_options.setdefault("first_generator", getattr(system, "netG_i", None))   # use_single_G
     stream = Vid2VidStream(system.netG, system.cfg, first_frames=first, **stream_options)
     insts = iter(instances) if instances is not None else None
     for lab in labels:
