@@ -236,7 +236,7 @@ def test_short_toycity_training_lowers_heldout_l1(tmp_path, run_cli):
 def test_multiscale_coarse_to_fine_and_single_G_stream():
     """3 scales: each scale works on its pyramid level with its own previous frames, finer scales add
     the coarser features; the first tG-1 frames come from the single-image generator."""
-    from v2v.models.vid2vid import build_first_frame_generator, label_pyramid
+    from v2v.models.vid2vid import label_pyramid
 
     cfg = tiny_cfg(n_scales_spatial=3, fg=True, fg_labels=[3], first_frame="single_G", first_frame_ngf=2,
                    first_frame_n_downsample=2)

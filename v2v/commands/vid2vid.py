@@ -450,15 +450,13 @@ def _random_street_sequence(T, hw, label_nc, seed=0):
     return torch.stack(labels), torch.stack(insts)
 
 
+_FULL = {"label_nc": 35, "use_instance": True, "fg": True, "ngf": 128, "n_blocks": 9, "n_blocks_local": 3,
+         "n_scales_spatial": 3, "first_frame": "single_G", "first_frame_n_downsample": 4}
 ARCHS = {
     # official label2city_1024_g1 (scripts/street/test_g1_1024.sh) at full width
-    "1024_g1": dict(label_nc=35, use_instance=True, fg=True, ngf=128, n_downsample_G=2, n_blocks=9, n_blocks_local=3,
-                    n_scales_spatial=3, first_frame="single_G", first_frame_G="global", first_frame_ngf=64,
-                    first_frame_n_downsample=4),
+    "1024_g1": {**_FULL, "n_downsample_G": 2, "first_frame_G": "global", "first_frame_ngf": 64},
     # official label2city_2048 (scripts/street/test_2048.sh)
-    "2048": dict(label_nc=35, use_instance=True, fg=True, ngf=128, n_downsample_G=3, n_blocks=9, n_blocks_local=3,
-                 n_scales_spatial=3, first_frame="single_G", first_frame_G="local", first_frame_ngf=32,
-                 first_frame_n_downsample=4),
+    "2048": {**_FULL, "n_downsample_G": 3, "first_frame_G": "local", "first_frame_ngf": 32},
 }
 
 

@@ -344,10 +344,10 @@ def _parity_case(rep, system, cfg, a, prefix, device, chain):
             firsts_stored = firsts_ours = [list(lv[:, :tG - 1].unbind(1)) for lv in
                                            reversed(label_pyramid(real, n))]
 
-        def stored(k, name):
+        def stored(k, name, mode=mode):
             return t(f"g_{mode}_G{k}_{name}" if multi else f"g_{mode}_{name}")
 
-        def run(s, prevs):
+        def run(s, prevs, mode=mode):
             lab = [pyr[k][:, s:s + tG].flatten(1, 2) for k in range(n)]
             masks = [foreground_mask(pyr[k][:, s + tG - 1], cfg.fg_labels) for k in range(n)] if cfg.fg else None
             with torch.no_grad(), norm_statistics(system.netG, stats[mode]):

@@ -5,8 +5,8 @@ n_frames_D**s) + lambda_vgg * VGG + lambda_F * L_W (flow vs the reference flow, 
 previous frame) + lambda_W * weight-mask prior + lambda_T * warp consistency of the output``.
 Masked L1 terms use vid2vid's MaskedL1Loss (:func:`v2v.losses.basic.l1_loss` ``reduction="mean"``).
 
-:func:`vid2vid_losses` takes the system duck-typed (``cfg``, ``netG``, ``netD``, ``netD_T``,
-``gan``, ``vgg``, ``run_generator``, ``frames_at``), so this module imports no model.
+:func:`vid2vid_losses` takes the system duck-typed (``cfg``, ``netD``, ``netD_T``, ``run_generator``,
+``frames_at``), so this module imports no model.
 """
 from __future__ import annotations
 
@@ -43,15 +43,39 @@ def _confidence(cur, prev, flow, threshold):
     return ((cur - warp(prev, flow)).pow(2).sum(1, keepdim=True) < threshold).float()
 
 
+class _Criteria:
+    """The GAN loss and the VGG loss (built once per system; the VGG is not a submodule: not saved)."""
+
+    def __init__(self, cfg, device):
+        from v2v.losses.gan import GANLoss
+
+        self.gan = GANLoss(cfg.gan_mode)
+        self.vgg = None
+        if cfg.use_vgg:
+            from v2v.losses.perceptual import VGGLoss
+
+            weights = "random" if cfg.vgg_random_init else cfg.vgg_weights
+            self.vgg = VGGLoss(weights=weights, normalize="pix2pixhd").to(device)
+
+
+def _criteria(system) -> _Criteria:
+    crit = system.__dict__.get("_criteria")
+    if crit is None:
+        crit = _Criteria(system.cfg, next(system.parameters()).device)
+        object.__setattr__(system, "_criteria", crit)
+    return crit
+
+
 def _gan_terms(system, D, real_in, fake_ins):
     """D loss on detached fakes, G adversarial + feature-matching terms through D."""
     c = system.cfg
+    gan = _criteria(system).gan
     d_loss = g_gan = g_fm = real_in.new_zeros(())
     pred_real = D(real_in)
     for fk in fake_ins:
-        d_loss = d_loss + 0.5 * (system.gan(pred_real, True) + system.gan(D(fk.detach()), False))
+        d_loss = d_loss + 0.5 * (gan(pred_real, True) + gan(D(fk.detach()), False))
         pred_fake = D(fk)
-        g_gan = g_gan + system.gan(pred_fake, True, for_discriminator=False)
+        g_gan = g_gan + gan(pred_fake, True, for_discriminator=False)
         if not c.no_ganFeat:
             g_fm = g_fm + feature_matching_loss(pred_fake, pred_real) * c.lambda_feat
     return d_loss, g_gan, g_fm
@@ -106,9 +130,10 @@ def vid2vid_losses(system, batch: dict, step: int) -> dict[str, torch.Tensor]:
     fake_prev = torch.cat([first_prev, fake[:, :-1].detach()], 1)
     g_out_warp = l1_loss(fake_f, warp(flat(fake_prev), flow_ref).detach(), conf, "mean") * c.lambda_T
     if c.use_vgg:
-        g_vgg = system.vgg((fake_f + 1) / 2, (real_f + 1) / 2) * c.lambda_vgg
+        vgg = _criteria(system).vgg
+        g_vgg = vgg((fake_f + 1) / 2, (real_f + 1) / 2) * c.lambda_vgg
         if not c.no_flow:
-            g_vgg = g_vgg + system.vgg((raw_f + 1) / 2, (real_f + 1) / 2) * c.lambda_vgg
+            g_vgg = g_vgg + vgg((raw_f + 1) / 2, (real_f + 1) / 2) * c.lambda_vgg
 
     fakes = [fake_f] + ([raw_f] if not c.no_flow else [])
     d_loss, g_gan, g_fm = _gan_terms(system, system.netD, torch.cat([enc_f, real_f], 1),

@@ -16,8 +16,7 @@ Reads top to bottom as the paper's figure:
 
 Public boundary: images [0,1] (``B,3,H,W``; clips ``B,T,3,H,W``), label maps integer ``B,H,W``,
 flows ``B,2,H,W`` in pixels (x, y), backward. Networks work in [-1,1] as the official code.
-The networks keep the official submodule layout (``model_down_seg``, ``model_up_img``, ...), so an
-official ``latest_net_G<s>.pth`` is a state dict of ``scales.<s>`` as it is.
+Networks keep the official layout: an official ``latest_net_G<s>.pth`` IS the state dict of ``scales.<s>``.
 """
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ from torch import nn
 
 from v2v.errors import V2VError
 from v2v.models.base import System
-from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator
 from v2v.nn.pix2pixhd import GlobalGenerator, LocalEnhancer, ResnetBlock, down_layers, stem_layers, up_layers
 from v2v.nn.vid2vid_blocks import check_labels, encode_labels, foreground_mask, label_pyramid, norm_statistics
 from v2v.registry import register_system
@@ -210,8 +208,8 @@ class CompositeGenerator(_Composite):
             return nn.Sequential(*[ResnetBlock(width * 2**n, norm, track_running_stats=trs) for _ in range(k)])
 
         def up(width):
-            return nn.Sequential(*sum((up_layers(width * 2 ** (n - i), width * 2 ** (n - i) // 2, norm, trs)
-                                       for i in range(n)), []))
+            return nn.Sequential(*[layer for i in range(n)
+                                   for layer in up_layers(width * 2 ** (n - i), width * 2 ** (n - i) // 2, norm, trs)])
 
         n_enc = n_blocks - n_blocks // 2
         self.model_down_seg = nn.Sequential(*encoder(input_nc, ngf, n_enc))
@@ -289,7 +287,7 @@ class Vid2VidGenerator(nn.Module):
             raise V2VError(f"n_frames_G must be >= 2 (got {n_frames_G})")
         cin = (label_nc + (1 if use_instance else 0)) * n_frames_G
         cprev = (n_frames_G - 1) * output_nc
-        common = dict(output_nc=output_nc, n_downsample_G=n_downsample_G, norm=norm, fg=fg, no_flow=no_flow)
+        common = {"output_nc": output_nc, "n_downsample_G": n_downsample_G, "norm": norm, "fg": fg, "no_flow": no_flow}
         self.scales = nn.ModuleList(
             [CompositeGenerator(cin, cprev, ngf=ngf, n_blocks=n_blocks, **common)]
             + [CompositeLocalGenerator(cin, cprev, ngf=ngf // 2**s, n_blocks_local=n_blocks_local, scale=s, **common)
@@ -321,7 +319,7 @@ def build_generator(cfg: Vid2VidModelConfig) -> Vid2VidGenerator:
 def build_first_frame_generator(cfg: Vid2VidModelConfig) -> nn.Module:
     """The single-image pix2pixHD generator of ``use_single_G`` (official ``load_single_G``): one-hot
     labels (no edges) -> frame; InstanceNorm with running buffers; n_blocks shared with G0."""
-    common = dict(norm="instance", max_channels=1024, track_running_stats=True)
+    common = {"norm": "instance", "max_channels": 1024, "track_running_stats": True}
     if cfg.first_frame_G == "global":
         return GlobalGenerator(cfg.label_nc, cfg.output_nc, cfg.first_frame_ngf, cfg.first_frame_n_downsample,
                                cfg.n_blocks, **common)
@@ -334,26 +332,20 @@ def build_first_frame_generator(cfg: Vid2VidModelConfig) -> nn.Module:
 # ----------------------------------------------------------------------------------------------
 # 4. Discriminators (training only)
 # ----------------------------------------------------------------------------------------------
-def _multiscale_d(in_ch: int, cfg: Vid2VidModelConfig) -> MultiscalePatchDiscriminator:
-    """vid2vid's MultiscaleDiscriminator: scale k has width ``min(64, ndf * 2**(num_D-1-k))``."""
-    trs = True if cfg.norm == "instance" else None
-    D = MultiscalePatchDiscriminator(in_ch, cfg.ndf, cfg.n_layers_D, cfg.norm, num_D=cfg.num_D,
-                                     get_interm_feat=not cfg.no_ganFeat, track_running_stats=trs)
-    D.scales = nn.ModuleList(
-        PatchDiscriminator(in_ch, min(64, cfg.ndf * 2 ** (cfg.num_D - 1 - k)), cfg.n_layers_D, cfg.norm,
-                           get_interm_feat=not cfg.no_ganFeat, track_running_stats=trs)
-        for k in range(cfg.num_D))
-    return D
-
-
-def build_image_discriminator(cfg: Vid2VidModelConfig) -> MultiscalePatchDiscriminator:
+def build_image_discriminator(cfg: Vid2VidModelConfig) -> nn.Module:
     """D_I on cat(encoded labels of frame t, frame t in [-1,1])."""
-    return _multiscale_d(cfg.label_nc + (1 if cfg.use_instance else 0) + cfg.output_nc, cfg)
+    from v2v.nn.vid2vid_blocks import multiscale_discriminator
+
+    return multiscale_discriminator(cfg.label_nc + (1 if cfg.use_instance else 0) + cfg.output_nc, cfg.ndf,
+                                    cfg.n_layers_D, cfg.norm, cfg.num_D, cfg.no_ganFeat)
 
 
-def build_temporal_discriminator(cfg: Vid2VidModelConfig) -> MultiscalePatchDiscriminator:
+def build_temporal_discriminator(cfg: Vid2VidModelConfig) -> nn.Module:
     """D_V on n_frames_D frames (oldest first) + n_frames_D-1 reference flows / 20."""
-    return _multiscale_d(temporal_d_channels(cfg.output_nc, cfg.n_frames_D), cfg)
+    from v2v.nn.vid2vid_blocks import multiscale_discriminator
+
+    return multiscale_discriminator(temporal_d_channels(cfg.output_nc, cfg.n_frames_D), cfg.ndf, cfg.n_layers_D,
+                                    cfg.norm, cfg.num_D, cfg.no_ganFeat)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -367,10 +359,8 @@ class Vid2VidStream:
         generator: a :class:`Vid2VidGenerator`.
         cfg: its config.
         first_frames: real first frames (``3,H,W`` / ``1,3,H,W`` in [0,1]); fewer than tG-1 are
-            padded by repeating the first one (with its label map).
-        first_generator: the single-image generator (``use_single_G``): used for the first tG-1
-            frames when no real frames are given.
-        Neither: the first frame is hallucinated from zero previous frames (``--no_first_img``).
+            padded by repeating the first one. Else ``first_generator`` (``use_single_G``) makes the
+            first tG-1 frames; with neither, frame 0 is hallucinated (``--no_first_img``).
         norm_stats: ``batch`` (official test.py), ``running`` (eval()) or ``module``.
         precision: ``fp32`` or ``bf16`` (autocast).
         channels_last: NHWC memory layout (converts the generators in place).
@@ -481,7 +471,6 @@ class Vid2VidSystem(System):
             self.netD_T = nn.ModuleList(build_temporal_discriminator(cfg) for _ in range(cfg.n_scales_temporal))
             if cfg.load_pretrain:
                 self._load_pretrain(cfg.load_pretrain)
-        self._vgg = self._gan = None
 
     @classmethod
     def from_config(cls, model_cfg, inference: bool = False):
@@ -530,23 +519,6 @@ class Vid2VidSystem(System):
 
     def generator_module(self):
         return self.netG
-
-    @property
-    def gan(self):
-        if self._gan is None:
-            from v2v.losses.gan import GANLoss
-
-            self._gan = GANLoss(self.cfg.gan_mode)
-        return self._gan
-
-    @property
-    def vgg(self):
-        if self._vgg is None and self.cfg.use_vgg:
-            from v2v.losses.perceptual import VGGLoss
-
-            vgg = VGGLoss(weights="random" if self.cfg.vgg_random_init else self.cfg.vgg_weights, normalize="pix2pixhd")
-            object.__setattr__(self, "_vgg", vgg.to(next(self.parameters()).device))  # not a submodule
-        return self._vgg
 
     def frames_at(self, step: int) -> int:
         """Training clip length at ``step`` (progressive temporal training)."""

@@ -5,6 +5,7 @@
 - :func:`foreground_mask`: the mask of the foreground branch (official ``compute_mask``).
 - :func:`check_labels`: ids within ``0..label_nc-1``.
 - :func:`norm_statistics`: which statistics the norm layers use (official test.py: per-frame batch).
+- :func:`multiscale_discriminator`: vid2vid's image / temporal PatchGAN stack.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from torch import nn
 
 from v2v.errors import V2VError
 
-__all__ = ["check_labels", "encode_labels", "foreground_mask", "label_pyramid", "norm_statistics"]
+__all__ = ["check_labels", "encode_labels", "foreground_mask", "label_pyramid", "multiscale_discriminator",
+           "norm_statistics"]
 
 
 def check_labels(labels: torch.Tensor, label_nc: int, where: str = "label map") -> None:
@@ -86,3 +88,31 @@ def norm_statistics(module: nn.Module, mode: str):
         for m, tr, mom in saved:
             m.train(tr)
             m.momentum = mom
+
+
+def multiscale_discriminator(input_nc: int, ndf: int = 64, n_layers_D: int = 3, norm: str = "batch", num_D: int = 2,
+                             no_ganFeat: bool = False) -> nn.Module:
+    """vid2vid's MultiscaleDiscriminator: pix2pixHD's, except scale k has width ``min(64, ndf * 2**(num_D-1-k))``
+    (official ``ndf_max = 64``); instance norm keeps running statistics as the official ``get_norm_layer``.
+
+    Args:
+        input_nc: channels of ``B,C,H,W`` inputs. ndf, n_layers_D, norm, num_D, no_ganFeat: official options.
+
+    Returns:
+        a :class:`v2v.nn.patchgan.MultiscalePatchDiscriminator` (official ``scale{k}_layer{j}`` weights map
+        onto ``scales.{k}.blocks.{j}``).
+
+    Example:
+        >>> D = multiscale_discriminator(6, ndf=8, n_layers_D=2, num_D=2)
+        >>> [o[-1].shape[1] for o in D(torch.rand(1, 6, 32, 32))]
+        [1, 1]
+    """
+    from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator
+
+    trs = True if norm == "instance" else None
+    D = MultiscalePatchDiscriminator(input_nc, ndf, n_layers_D, norm, num_D=num_D, get_interm_feat=not no_ganFeat,
+                                     track_running_stats=trs)
+    D.scales = nn.ModuleList(PatchDiscriminator(input_nc, min(64, ndf * 2 ** (num_D - 1 - k)), n_layers_D, norm,
+                                                get_interm_feat=not no_ganFeat, track_running_stats=trs)
+                             for k in range(num_D))
+    return D
