@@ -6,7 +6,9 @@ It exists to test the trainer and as the smallest reference plug-in for the Syst
 (float32 ``3,H,W`` in [0,1]) paints each class with a fixed palette color plus a fixed
 horizontal shading. Items are a pure function of (seed, split, index), built in memory.
 
-Losses: LSGAN (targets 1 real / 0 fake) + ``lambda_l1`` * L1 to the target.
+Losses: LSGAN (targets 1 real / 0 fake; :class:`v2v.losses.gan.GANLoss`) + ``lambda_l1`` * L1 to
+the target. Network constructors take the ``model:`` keys as keyword arguments (defaults only in
+:class:`ToyModelConfig`); ``from_config(cfg, inference=True)`` builds the generator alone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from v2v.models.base import System
+from v2v.losses.gan import GANLoss
+from v2v.models.base import System, config_kwargs
 from v2v.registry import register_system
 
 __all__ = [
@@ -87,7 +90,7 @@ class SquaresDataset(torch.utils.data.Dataset):
 class ToyGenerator(nn.Module):
     """One-hot label ``B,C,H,W`` -> image ``B,3,H,W`` in [0,1] (sigmoid output)."""
 
-    def __init__(self, num_classes: int, width: int, dropout: float = 0.0):
+    def __init__(self, *, num_classes: int, width: int, dropout: float):
         super().__init__()
         self.num_classes = num_classes
         self.conv1 = nn.Conv2d(num_classes, width, 3, padding=1)
@@ -103,11 +106,11 @@ class ToyGenerator(nn.Module):
 class ToyDiscriminator(nn.Module):
     """(label ids ``B,H,W``, image ``B,3,H,W`` in [0,1]) -> patch scores ``B,1,H/2-1,W/2-1``."""
 
-    def __init__(self, num_classes: int, width: int):
+    def __init__(self, *, num_classes: int, d_width: int):
         super().__init__()
         self.num_classes = num_classes
-        self.conv1 = nn.Conv2d(num_classes + 3, width, 4, stride=2, padding=1)
-        self.conv2 = nn.Conv2d(width, 1, 3, padding=0)
+        self.conv1 = nn.Conv2d(num_classes + 3, d_width, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(d_width, 1, 3, padding=0)
 
     def forward(self, label: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         x = F.one_hot(label.long(), self.num_classes).permute(0, 3, 1, 2).float()
@@ -122,15 +125,16 @@ class ToySystem(System):
     ModelConfig = ToyModelConfig
     DataConfig = ToyDataConfig
 
-    def __init__(self, cfg: ToyModelConfig):
+    def __init__(self, cfg: ToyModelConfig, inference: bool = False):
         super().__init__()
         self.cfg = cfg
-        self.generator = ToyGenerator(cfg.num_classes, cfg.width, cfg.dropout)
-        self.discriminator = ToyDiscriminator(cfg.num_classes, cfg.d_width)
+        self.generator = ToyGenerator(**config_kwargs(ToyGenerator, cfg))
+        self.discriminator = None if inference else ToyDiscriminator(**config_kwargs(ToyDiscriminator, cfg))
+        self.gan = GANLoss("lsgan")
 
     @classmethod
-    def from_config(cls, model_cfg: ToyModelConfig) -> ToySystem:
-        return cls(model_cfg)
+    def from_config(cls, model_cfg: ToyModelConfig, inference: bool = False) -> ToySystem:
+        return cls(model_cfg, inference=inference)
 
     @classmethod
     def build_dataset(cls, data_cfg: ToyDataConfig, split: str, model_cfg: ToyModelConfig | None = None):
@@ -146,10 +150,10 @@ class ToySystem(System):
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         label, real = batch["label"], batch["image"]
         fake = self.generator(label)
-        g_adv = ((self.discriminator(label, fake) - 1) ** 2).mean()
+        g_adv = self.gan(self.discriminator(label, fake), True)
         g_l1 = (fake - real).abs().mean()
-        d_real = ((self.discriminator(label, real) - 1) ** 2).mean()
-        d_fake = (self.discriminator(label, fake.detach()) ** 2).mean()
+        d_real = self.gan(self.discriminator(label, real), True)
+        d_fake = self.gan(self.discriminator(label, fake.detach()), False)
         return {
             "G": g_adv + self.cfg.lambda_l1 * g_l1,
             "D": 0.5 * (d_real + d_fake),
