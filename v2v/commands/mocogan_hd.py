@@ -62,6 +62,12 @@ def register(cli) -> None:
     p.add_argument("--out", required=True, help="output folder (mocogan-hd.safetensors + mocogan-hd.yaml)")
     p.set_defaults(func=run_convert)
 
+    p = cli.group_command("convert", "stylegan2", help="v2v stylegan2 training checkpoint -> rosinality .pt "
+                          "({'g', 'd', 'g_ema', 'latent_avg'}) for the official MoCoGAN-HD / stylegan2-pytorch code")
+    p.add_argument("checkpoint", help="v2v .safetensors written by `v2v train` for the stylegan2 system")
+    p.add_argument("--out", required=True, help="output .pt file")
+    p.set_defaults(func=run_convert_stylegan2)
+
 
 def _load_config(path: str):
     from v2v.compat.mocogan_hd import config_from_official, read_options_file
@@ -247,4 +253,23 @@ def run_convert(args) -> int:
     with atomic_write(out / "mocogan-hd.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump({"system": "mocogan-hd", "model": cfg}, f, sort_keys=False)
     print(f"wrote {out / 'mocogan-hd.safetensors'} and {out / 'mocogan-hd.yaml'} (from {opts['_paths']['modelR']})")
+    return 0
+
+
+def run_convert_stylegan2(args) -> int:
+    import torch
+
+    from v2v.nn.stylegan2 import (StyleGAN2Generator, generator_config_from_state_dict, load_generator_state_dict,
+                                  read_rosinality)
+    from v2v.utils import atomic_path
+
+    ck = read_rosinality(args.checkpoint)
+    out = {k: ck[k] for k in ("g", "d", "g_ema") if k in ck}
+    g = StyleGAN2Generator(**generator_config_from_state_dict(ck["g_ema"]))
+    load_generator_state_dict(g, ck["g_ema"], args.checkpoint, strict=True)
+    out["latent_avg"] = g.mean_latent(4096, torch.Generator().manual_seed(0))[0]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out) as tmp:
+        torch.save(out, tmp)
+    print(f"wrote {args.out} ({', '.join(out)}; {g.size}px, latent {g.style_dim})")
     return 0
