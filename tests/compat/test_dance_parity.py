@@ -22,9 +22,7 @@ def test_parity_cli_passes_on_official_fixture(shared, run_cli):
 
 def test_parity_fails_on_a_perturbed_array(shared, tmp_path, run_cli):
     """The must-fail case: one expected array nudged beyond its tolerance -> exit 1, row named."""
-    fx = shared / "fixtures" / "edn"
-    d = tmp_path / "fx"
-    shutil.copytree(fx, d)
+    fx, d = _copy_fixture(shared, tmp_path)  # checkpoints + opt.txt, no render/posenorm cases
     c = dict(np.load(fx / "cases.npz"))
     c["I_0"] = c["I_0"] + np.float32(1e-2)
     np.savez(d / "cases.npz", **c)
