@@ -501,7 +501,7 @@ def run_bench(args) -> int:
 
     # (a) straightforward per-frame loop: re-encode the whole label window at every scale every frame
     def loop():
-        prev = [[f * 2 - 1 for f in reversed(label_pyramid(fr, n))] for fr in first]   # per frame, coarse first
+        prev = [list(reversed(label_pyramid(fr * 2 - 1, n))) for fr in first]   # per frame, coarse first
         prev = [[p[s] for p in prev] for s in range(n)]
         outs = []
         for t in range(tG - 1, T):
@@ -571,8 +571,6 @@ def _print_machine() -> None:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name") and not model:
-                    model = line.split(":", 1)[1].strip()
                 if line.startswith("model name"):
                     model = line.split(":", 1)[1].strip()
                 if line.startswith("flags"):
