@@ -53,7 +53,8 @@ def register(cli):
                    help="override model.label_ids (cityscapes: full labelIds -> trainIds)")
     p.add_argument("--label-groups", default=None,
                    help='override model.label_groups: ids per mask channel, e.g. "0,1;2,3,4;...;17,18,19"')
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
+                   help="compute precision (reduced ones only where the device runs them natively; v2v.precision)")
     p.set_defaults(func=run_generate)
 
     if not _have(cli, "convert", "img2vid"):
@@ -173,6 +174,9 @@ def run_generate(args) -> int:
         raise V2VError(f"--samples must be >= 1, got {args.samples}")
     if not args.fps or args.fps <= 0:
         raise V2VError(f"--fps must be > 0, got {args.fps}")
+    from v2v.precision import resolve_precision
+
+    precision = resolve_precision(args.precision, getattr(args, "device", "auto"))
     size = parse_hw(args.size) if args.size else None
     if size is not None:
         check_size(*size, where="--size")
@@ -198,7 +202,7 @@ def run_generate(args) -> int:
         frame1 = G(g_labels, inst)
     videos = []
     for k in range(args.samples):
-        out = system.generate(frame1, labels, seed=int(getattr(args, "seed", 0) or 0) + k, precision=args.precision)
+        out = system.generate(frame1, labels, seed=int(getattr(args, "seed", 0) or 0) + k, precision=precision)
         videos.append(out["video"][0].cpu())  # 1+T,3,H,W
     outs = []
     if args.layout == "side" or args.samples == 1:
@@ -223,7 +227,7 @@ def run_convert(args) -> int:
     from v2v.config import save_yaml, to_dict
     from v2v.weights_io import save_weights
 
-    system, options = load_official_system(args.checkpoint, args.opt, inference=True)
+    system, _ = load_official_system(args.checkpoint, args.opt, inference=True)
     os.makedirs(args.out, exist_ok=True)
     cfg = to_dict(system.cfg)
     save_weights(system, os.path.join(args.out, "img2vid.safetensors"),

@@ -96,9 +96,9 @@ def config_from_official(options: dict):
         raise V2VError(f"seg2vid options: bad input_size / num_frames ({exc})") from None
     if nf != T + 1:
         raise V2VError(f"seg2vid options: num_frames={nf} must be num_predicted_frames+1={T + 1}")
-    kw = dict(size=[h, w], num_predicted_frames=T, input_channel=int(opt.get("input_channel", 3)),
-              alpha_recon_image=float(opt.get("alpha_recon_image", 0.85)),
-              bg_dim=int(ctor.get("bg", 512)), fg_dim=int(ctor.get("fg", 512)))
+    kw = {"size": [h, w], "num_predicted_frames": T, "input_channel": int(opt.get("input_channel", 3)),
+          "alpha_recon_image": float(opt.get("alpha_recon_image", 0.85)),
+          "bg_dim": int(ctor.get("bg", 512)), "fg_dim": int(ctor.get("fg", 512))}
     for k in _WIDTH_KEYS:
         if k in widths:
             kw[k] = list(widths[k]) if isinstance(widths[k], list) else int(widths[k])

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from v2v.ops.norm_flow_warp import norm_flow_warp
 
-__all__ = ["flow_consistency", "neighbourhood_flow_smoothness", "ssim_dissimilarity"]
+__all__ = ["Img2VidLosses", "flow_consistency", "neighbourhood_flow_smoothness", "ssim_dissimilarity"]
 
 
 def neighbourhood_flow_smoothness(flow: torch.Tensor, image: torch.Tensor, neighbourhood: int = 5,
@@ -85,3 +85,52 @@ def ssim_dissimilarity(x: torch.Tensor, y: torch.Tensor, c1: float = 0.01 ** 2, 
     num = (2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)
     den = (mu_x ** 2 + mu_y ** 2 + c1) * (sigma_x + sigma_y + c2)
     return torch.clamp((1 - num / den) / 2, 0, 1).mean()
+
+
+class Img2VidLosses:
+    """The nine official terms and their weighted total.
+
+    ``terms(frame1, frame2, out, vgg_pred, vgg_gt)`` with ``frame2`` ``B,T,C,H,W`` (frames 1..T),
+    ``out`` the :class:`FlowVAE` dict (needs mu/logvar), ``vgg_*`` lists of feature maps (or
+    None for no VGG term). ``total(terms)`` applies the config's weights.
+    """
+
+    NAMES = ("flowloss", "reconloss", "reconloss_back", "reconloss_before", "kldloss", "flowcon", "sim_loss",
+             "vgg_loss", "mask_loss")
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def terms(self, frame1, frame2, out, vgg_pred=None, vgg_gt=None) -> dict[str, torch.Tensor]:
+        from v2v.losses.basic import kl_normal
+
+        flow, flowback, m_fw, m_bw = out["flow"], out["flowback"], out["mask_fw"], out["mask_bw"]
+        refined, warped = out["refined"], out["warped"]
+        T = frame2.shape[1]
+        a = self.cfg.alpha_recon_image
+        t = {}
+        t["flowloss"] = 0.01 * (neighbourhood_flow_smoothness(flow[:, :, 0], frame2[:, 0])
+                                + neighbourhood_flow_smoothness(flowback[:, :, 0], frame1))
+        t["flowcon"] = sum(flow_consistency(flow[:, :, i], flowback[:, :, i], m_fw[:, i:i + 1], m_bw[:, i:i + 1])
+                           for i in range(T))
+        t["kldloss"] = kl_normal(out["mu"], out["logvar"], reduction="sum") / 1000
+        t["sim_loss"] = sum(a * ssim_dissimilarity(refined[:, i], frame2[:, i])
+                            + (1 - a) * F.l1_loss(refined[:, i], frame2[:, i]) for i in range(T))
+        fb = (-flowback * m_bw.unsqueeze(1)).transpose(1, 2).flatten(0, 1)
+        prev = norm_flow_warp(frame2.flatten(0, 1), fb).reshape(frame2.shape)
+        mb = m_bw.unsqueeze(2)
+        t["reconloss_back"] = (prev * mb - frame1.unsqueeze(1) * mb).abs().mean()
+        t["reconloss"] = (refined - frame2).abs().mean()
+        mf = m_fw.unsqueeze(2)
+        t["reconloss_before"] = (warped * mf - frame2 * mf).abs().mean()
+        t["vgg_loss"] = (sum((g - p).abs().mean() for p, g in zip(vgg_pred, vgg_gt)) if vgg_pred is not None
+                         else refined.new_zeros(()))
+        t["mask_loss"] = (1 - m_bw).mean() + (1 - m_fw).mean()
+        return {k: t[k] for k in self.NAMES}
+
+    def total(self, t: dict) -> torch.Tensor:
+        c = self.cfg
+        w = {"flowloss": c.lambda_flow, "reconloss": c.lambda_recon, "reconloss_back": c.lambda_recon_back,
+             "reconloss_before": c.lambda_recon_before, "kldloss": c.lambda_kld, "flowcon": c.lambda_flowcon,
+             "sim_loss": c.lambda_sim, "vgg_loss": c.lambda_vgg, "mask_loss": c.lambda_mask}
+        return sum(w[k] * t[k] for k in self.NAMES)

@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from v2v.errors import V2VError
+from v2v.losses.seg2vid import Img2VidLosses
 from v2v.models.base import System
-from v2v.nn.seg2vid import ConvBNLReLU, ConvLReLU, GateConv3d, MotionNet, RefineNet, UpConv
+from v2v.nn.seg2vid import ConvLReLU, FlowDecoder, Head, ImageEncoder, MotionNet, RefineNet, to4d, to5d
 from v2v.ops.norm_flow_warp import norm_flow_warp
 from v2v.registry import register_system
 
@@ -92,12 +93,42 @@ class Img2VidDataConfig:
     train_split: str = "train"
     test_split: str = "test"
     clip_step: int = 1
+    stride: int = 1                       # frame step inside a clip (larger = more motion per predicted frame)
     max_frames: int = 0
+    pan: str = "any"                      # any | canonical: mirror clips whose content moves right, so the camera
+                                          # always pans one way (as a forward-driving camera always moves forward;
+                                          # a pan direction cannot be told from one frame otherwise)
+
+
+class CanonicalPan(torch.utils.data.Dataset):
+    """Mirror (W axis) the clips whose content moves right from the first to the last frame (global
+    shift by OpenCV phase correlation), so every clip pans the same way (``pan: canonical``)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        import cv2
+        import numpy as np
+
+        item = dict(self.base[i])
+        imgs = item["images"]
+        a, b = (imgs[k].mean(0).numpy().astype(np.float64) for k in (0, -1))
+        (dx, _dy), _ = cv2.phaseCorrelate(a, b)
+        if dx > 0:
+            for k in ("images", "labels"):
+                item[k] = item[k].flip(-1)
+            item.pop("flowprev", None)
+            item.pop("flow", None)
+        return item
 
 
 def nearest_valid_size(n: int) -> int:
     """The nearest multiple of 32 that is >= 128 (RefineNet pools 5 times and needs 4x4 at the bottom)."""
-    return max(128, int(round(n / 32.0)) * 32)
+    return max(128, round(n / 32.0) * 32)
 
 
 def check_size(h: int, w: int, where: str = "model.size") -> None:
@@ -170,72 +201,6 @@ class LabelGrouping:
 # ----------------------------------------------------------------------------------------------
 # 3. The flow VAE
 # ----------------------------------------------------------------------------------------------
-class ImageEncoder(nn.Module):
-    """econv1 (Conv4/2/1 bias, LReLU) and econv2..4 (Conv4/2/1, BN, LReLU): x, masks -> 4 feature maps."""
-
-    def __init__(self, in_ch: int, widths):
-        super().__init__()
-        e1, e2, e3, e4 = widths
-        self.econv1 = ConvLReLU(in_ch, e1, 4, 2, 1)
-        self.econv2 = ConvBNLReLU(e1, e2, 4, 2, 1)
-        self.econv3 = ConvBNLReLU(e2, e3, 4, 2, 1)
-        self.econv4 = ConvBNLReLU(e3, e4, 4, 2, 1)
-
-    def forward(self, x):
-        e1 = self.econv1(x)
-        e2 = self.econv2(e1)
-        e3 = self.econv3(e2)
-        return e1, e2, e3, self.econv4(e3)
-
-
-def _to5d(x: torch.Tensor, t: int) -> torch.Tensor:
-    """Frame-major ``T*B,C,h,w`` -> ``B,C,T,h,w``."""
-    return x.reshape(t, -1, *x.shape[1:]).permute(1, 2, 0, 3, 4)
-
-
-def _to4d(x: torch.Tensor) -> torch.Tensor:
-    """``B,C,T,h,w`` -> frame-major ``T*B,C,h,w``."""
-    return x.permute(2, 0, 1, 3, 4).reshape(-1, x.shape[1], *x.shape[3:])
-
-
-def _skip(feat5: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
-    """cat([decoded B,C,T,h,w, encoder map repeated over T], channels) -> frame-major 4-D."""
-    rep = enc.unsqueeze(2).expand(-1, -1, feat5.shape[2], -1, -1)
-    return _to4d(torch.cat([feat5, rep], 1))
-
-
-class FlowDecoder(nn.Module):
-    """Per-frame codes -> features at H/2 (official ``decoder``; gated 3-D convs mix neighbouring frames)."""
-
-    def __init__(self, enc_widths, code_ch: int, num_frames: int):
-        super().__init__()
-        e1, e2, e3, e4 = enc_widths
-        self.T = num_frames
-        self.dconv1 = ConvBNLReLU(e4 + code_ch, e4, 3, 1, 1)
-        self.dconv2 = UpConv(e4, e3, 3, 1, 1)
-        self.dconv3 = UpConv(2 * e3, e2, 3, 1, 1)
-        self.dconv4 = UpConv(2 * e2, e1, 3, 1, 1)
-        self.gateconv1 = GateConv3d(e2, e2, 3, 1, 1)
-        self.gateconv2 = GateConv3d(e1, e1, 3, 1, 1)
-
-    def forward(self, e1, e2, e3, z):
-        T = self.T
-        d2 = _skip(_to5d(self.dconv2(self.dconv1(z)), T), e3)
-        d3 = _skip(self.gateconv1(_to5d(self.dconv3(d2), T)), e2)
-        return _skip(self.gateconv2(_to5d(self.dconv4(d3), T)), e1)
-
-
-class Head(nn.Module):
-    """upconv(in, head_ch, k5) -> Conv5x5 -> 2 channels (official ``getflow`` / ``get_occlusion_mask``)."""
-
-    def __init__(self, in_ch: int, head_ch: int):
-        super().__init__()
-        self.main = nn.Sequential(UpConv(in_ch, head_ch, 5, 1, 2), nn.Conv2d(head_ch, 2, 5, 1, 2))
-
-    def forward(self, x):
-        return self.main(x)
-
-
 class FlowVAE(nn.Module):
     """The Img2Vid stage-2 network (official ``VAE`` two-path with refinement; attribute names kept).
 
@@ -288,12 +253,12 @@ class FlowVAE(nn.Module):
         """Frame-major ``z_t = cat([codex, codey_t])`` -> flow, flowback ``B,2,T,H,W``, mask_fw/bw ``B,T,H,W``."""
         e1, e2, e3 = feats
         T = self.T
-        code = _to4d(torch.cat([codex.unsqueeze(2).expand(-1, -1, T, -1, -1),
+        code = to4d(torch.cat([codex.unsqueeze(2).expand(-1, -1, T, -1, -1),
                                 codey.reshape(codey.shape[0], T, -1, *codey.shape[2:]).transpose(1, 2)], 1))
         d = self.flow_decoder(e1, e2, e3, code)
-        flow = _to5d(self.flownext(d), T)
-        flowback = _to5d(self.flowprev(d), T)
-        masks = _to5d(torch.sigmoid(self.get_mask(d)), T)
+        flow = to5d(self.flownext(d), T)
+        flowback = to5d(self.flowprev(d), T)
+        masks = to5d(torch.sigmoid(self.get_mask(d)), T)
         return flow, flowback, masks[:, 0], masks[:, 1]
 
     def warp(self, frame1, flow, mask_fw):
@@ -348,56 +313,6 @@ class FlowVAE(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # 4. Losses (official losses_multigpu_only_mask + the training script's weights)
 # ----------------------------------------------------------------------------------------------
-class Img2VidLosses:
-    """The nine official terms and their weighted total.
-
-    ``terms(frame1, frame2, out, vgg_pred, vgg_gt)`` with ``frame2`` ``B,T,C,H,W`` (frames 1..T),
-    ``out`` the :class:`FlowVAE` dict (needs mu/logvar), ``vgg_*`` lists of feature maps (or
-    None for no VGG term). ``total(terms)`` applies the config's weights.
-    """
-
-    NAMES = ("flowloss", "reconloss", "reconloss_back", "reconloss_before", "kldloss", "flowcon", "sim_loss",
-             "vgg_loss", "mask_loss")
-
-    def __init__(self, cfg: Img2VidModelConfig):
-        self.cfg = cfg
-
-    def terms(self, frame1, frame2, out, vgg_pred=None, vgg_gt=None) -> dict[str, torch.Tensor]:
-        from v2v.losses.basic import kl_normal
-        from v2v.losses.seg2vid import flow_consistency, neighbourhood_flow_smoothness, ssim_dissimilarity
-
-        flow, flowback, m_fw, m_bw = out["flow"], out["flowback"], out["mask_fw"], out["mask_bw"]
-        refined, warped = out["refined"], out["warped"]
-        B, T = frame2.shape[:2]
-        a = self.cfg.alpha_recon_image
-        t = {}
-        t["flowloss"] = 0.01 * (neighbourhood_flow_smoothness(flow[:, :, 0], frame2[:, 0])
-                                + neighbourhood_flow_smoothness(flowback[:, :, 0], frame1))
-        t["flowcon"] = sum(flow_consistency(flow[:, :, i], flowback[:, :, i], m_fw[:, i:i + 1], m_bw[:, i:i + 1])
-                           for i in range(T))
-        t["kldloss"] = kl_normal(out["mu"], out["logvar"], reduction="sum") / 1000
-        t["sim_loss"] = sum(a * ssim_dissimilarity(refined[:, i], frame2[:, i])
-                            + (1 - a) * F.l1_loss(refined[:, i], frame2[:, i]) for i in range(T))
-        fb = (-flowback * m_bw.unsqueeze(1)).transpose(1, 2).flatten(0, 1)
-        prev = norm_flow_warp(frame2.flatten(0, 1), fb).reshape(frame2.shape)
-        mb = m_bw.unsqueeze(2)
-        t["reconloss_back"] = (prev * mb - frame1.unsqueeze(1) * mb).abs().mean()
-        t["reconloss"] = (refined - frame2).abs().mean()
-        mf = m_fw.unsqueeze(2)
-        t["reconloss_before"] = (warped * mf - frame2 * mf).abs().mean()
-        t["vgg_loss"] = (sum((g - p).abs().mean() for p, g in zip(vgg_pred, vgg_gt)) if vgg_pred is not None
-                         else refined.new_zeros(()))
-        t["mask_loss"] = (1 - m_bw).mean() + (1 - m_fw).mean()
-        return {k: t[k] for k in self.NAMES}
-
-    def total(self, t: dict) -> torch.Tensor:
-        c = self.cfg
-        w = dict(flowloss=c.lambda_flow, reconloss=c.lambda_recon, reconloss_back=c.lambda_recon_back,
-                 reconloss_before=c.lambda_recon_before, kldloss=c.lambda_kld, flowcon=c.lambda_flowcon,
-                 sim_loss=c.lambda_sim, vgg_loss=c.lambda_vgg, mask_loss=c.lambda_mask)
-        return sum(w[k] * t[k] for k in self.NAMES)
-
-
 #: relu layers returned by the official ``my_vgg`` (avg-pool VGG19, convs 0..25)
 MY_VGG_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu3_4",
                  "relu4_1", "relu4_2", "relu4_3", "relu4_4")
@@ -518,9 +433,12 @@ class Img2VidSystem(System):
         name = data_cfg.train_split if split == "train" else data_cfg.test_split
         if split != "train" and not os.path.isdir(os.path.join(data_cfg.root, f"{name}_B")):
             return None
-        return LabelSequenceDataset(data_cfg.root, split=name, n_frames=1 + T, label_nc=None, use_instance=False,
-                                    size=tuple(data_cfg.size), max_frames=data_cfg.max_frames or None,
-                                    clip_step=data_cfg.clip_step)
+        if data_cfg.pan not in ("any", "canonical"):
+            raise V2VError(f"data.pan must be 'any' or 'canonical', got '{data_cfg.pan}'")
+        ds = LabelSequenceDataset(data_cfg.root, split=name, n_frames=1 + T, label_nc=None, use_instance=False,
+                                  size=tuple(data_cfg.size), max_frames=data_cfg.max_frames or None,
+                                  stride=data_cfg.stride, clip_step=data_cfg.clip_step)
+        return CanonicalPan(ds) if data_cfg.pan == "canonical" else ds
 
     def optim_groups(self):
         return {"G": list(self.vae.parameters())}
@@ -594,7 +512,8 @@ class Img2VidSystem(System):
         bg, fg = self.masks(labels.to(dev), frame1.dtype)
         z = self.sample_latent(B, g, dev) if z is None else z
         noise = torch.randn(frame1.shape, generator=g).to(dev) if noise_bg is None else noise_bg
-        ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        ctx = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         try:
             with ctx:
                 out = self.vae(frame1.float(), bg, fg, noise, z=z)

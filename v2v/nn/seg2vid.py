@@ -12,6 +12,8 @@ state dicts load without renaming. All blocks are feature-map -> feature-map mod
 - :class:`GateConv3d` (``gateconv3d``): Conv3d 3x3x3 (mixes neighbouring frames, zero-padded in
   time) -> BN3d -> LeakyReLU(0.2)
 - :class:`MotionNet` (``motion_net``): the posterior encoder of one path (background or foreground)
+- :class:`ImageEncoder` / :class:`FlowDecoder` / :class:`Head`: the first-frame encoder, the per-frame
+  decoder (frame-major ``T*B`` batches, gated 3-D convs across frames) and the flow / occlusion heads
 - :class:`RefineNet` (``vgg_128.RefineNet``): VGG-style U-Net that fills occluded regions
 """
 from __future__ import annotations
@@ -22,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvBNLReLU", "ConvLReLU", "GateConv3d", "MotionNet", "RefineNet", "UpConv", "VGGLayer"]
+__all__ = ["ConvBNLReLU", "ConvLReLU", "FlowDecoder", "GateConv3d", "Head", "ImageEncoder", "MotionNet", "RefineNet",
+           "UpConv", "VGGLayer", "skip_cat", "to4d", "to5d"]
 
 
 class ConvLReLU(nn.Module):
@@ -191,3 +194,69 @@ class RefineNet(nn.Module):
     def forward(self, x):
         h6, skips = self.image_encoder(x)
         return self.image_decoder(h6, skips)
+
+
+class ImageEncoder(nn.Module):
+    """econv1 (Conv4/2/1 bias, LReLU) and econv2..4 (Conv4/2/1, BN, LReLU): x, masks -> 4 feature maps."""
+
+    def __init__(self, in_ch: int, widths):
+        super().__init__()
+        e1, e2, e3, e4 = widths
+        self.econv1 = ConvLReLU(in_ch, e1, 4, 2, 1)
+        self.econv2 = ConvBNLReLU(e1, e2, 4, 2, 1)
+        self.econv3 = ConvBNLReLU(e2, e3, 4, 2, 1)
+        self.econv4 = ConvBNLReLU(e3, e4, 4, 2, 1)
+
+    def forward(self, x):
+        e1 = self.econv1(x)
+        e2 = self.econv2(e1)
+        e3 = self.econv3(e2)
+        return e1, e2, e3, self.econv4(e3)
+
+
+def to5d(x: torch.Tensor, t: int) -> torch.Tensor:
+    """Frame-major ``T*B,C,h,w`` -> ``B,C,T,h,w``."""
+    return x.reshape(t, -1, *x.shape[1:]).permute(1, 2, 0, 3, 4)
+
+
+def to4d(x: torch.Tensor) -> torch.Tensor:
+    """``B,C,T,h,w`` -> frame-major ``T*B,C,h,w``."""
+    return x.permute(2, 0, 1, 3, 4).reshape(-1, x.shape[1], *x.shape[3:])
+
+
+def skip_cat(feat5: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
+    """cat([decoded B,C,T,h,w, encoder map repeated over T], channels) -> frame-major 4-D."""
+    rep = enc.unsqueeze(2).expand(-1, -1, feat5.shape[2], -1, -1)
+    return to4d(torch.cat([feat5, rep], 1))
+
+
+class FlowDecoder(nn.Module):
+    """Per-frame codes -> features at H/2 (official ``decoder``; gated 3-D convs mix neighbouring frames)."""
+
+    def __init__(self, enc_widths, code_ch: int, num_frames: int):
+        super().__init__()
+        e1, e2, e3, e4 = enc_widths
+        self.T = num_frames
+        self.dconv1 = ConvBNLReLU(e4 + code_ch, e4, 3, 1, 1)
+        self.dconv2 = UpConv(e4, e3, 3, 1, 1)
+        self.dconv3 = UpConv(2 * e3, e2, 3, 1, 1)
+        self.dconv4 = UpConv(2 * e2, e1, 3, 1, 1)
+        self.gateconv1 = GateConv3d(e2, e2, 3, 1, 1)
+        self.gateconv2 = GateConv3d(e1, e1, 3, 1, 1)
+
+    def forward(self, e1, e2, e3, z):
+        T = self.T
+        d2 = skip_cat(to5d(self.dconv2(self.dconv1(z)), T), e3)
+        d3 = skip_cat(self.gateconv1(to5d(self.dconv3(d2), T)), e2)
+        return skip_cat(self.gateconv2(to5d(self.dconv4(d3), T)), e1)
+
+
+class Head(nn.Module):
+    """upconv(in, head_ch, k5) -> Conv5x5 -> 2 channels (official ``getflow`` / ``get_occlusion_mask``)."""
+
+    def __init__(self, in_ch: int, head_ch: int):
+        super().__init__()
+        self.main = nn.Sequential(UpConv(in_ch, head_ch, 5, 1, 2), nn.Conv2d(head_ch, 2, 5, 1, 2))
+
+    def forward(self, x):
+        return self.main(x)
