@@ -182,9 +182,9 @@ def format_table(results: dict, title: str, n: int, frames: int, size: int) -> s
         return f"{fmt.format(v.mean())} ± {fmt.format(v.std())}"
 
     names = [c for c, _ in COLUMNS]
-    rows = [["L2 distance"] + names]
+    rows = []
     for label, k, fmt in (("L2 distance", "l2", "{:.2f}"), ("PSNR (dB)", "psnr", "{:.2f}"), ("SSIM", "ssim", "{:.3f}")):
-        rows.append([f"{title}: {label}"] + [cell(c, k, fmt) for c in names])
+        rows += [[label] + names, [title] + [cell(c, k, fmt) for c in names]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [L2_DEFINITION.replace("T x H x W x 3", f"{frames} x {size} x {size} x 3"),
              f"{n} held-out clips of {frames} frames at {size}x{size}"]

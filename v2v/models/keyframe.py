@@ -99,7 +99,8 @@ class KeyframeModelConfig:
     refine_blocks: int = 3
     refine_max_width: int = 128
     train_times: int = 4  # intermediate frames trained per clip and step (random t, as Super SloMo)
-    lambda_l1: float = 1.0
+    lambda_l1: float = 1.0  # L1 on the intermediate frames (Super SloMo's reconstruction loss)
+    lambda_l2: float = 0.0  # MSE on them (the metric's loss)
     lambda_smooth: float = 0.01
 
 
@@ -528,10 +529,10 @@ class KeyframeSystem(System):
         if cfg.variant == "flow":
             k = torch.randperm(x.shape[1] - 2)[: cfg.train_times].to(x.device) + 1  # SloMo: random t per step
             mid, dflow = self.interpolator(x[:, 0], x[:, -1], k.to(x) / (x.shape[1] - 1))
-            l1 = (mid - x[:, k]).abs().mean()
+            l1, l2 = (mid - x[:, k]).abs().mean(), (mid - x[:, k]).pow(2).mean()
             smooth = tv_loss(dflow.flatten(0, 1))
-            return {"G": cfg.lambda_l1 * l1 + cfg.lambda_smooth * smooth, "G/l1": l1.detach(),
-                    "G/smooth": smooth.detach()}
+            return {"G": cfg.lambda_l1 * l1 + cfg.lambda_l2 * l2 + cfg.lambda_smooth * smooth,
+                    "G/l1": l1.detach(), "G/l2": l2.detach(), "G/smooth": smooth.detach()}
         cond = self.condition(x[:, 0], x[:, -1])
         if cfg.variant == "cvae":
             mu, logvar = self.encoder(x)
