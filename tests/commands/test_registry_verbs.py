@@ -27,7 +27,7 @@ def test_every_system_with_a_compat_module_gets_convert_and_parity():
 
 
 def test_commands_come_from_pkgutil_and_the_registry_without_hand_kept_lists():
-    import v2v.cli as cli
+    from v2v import cli
 
     assert not hasattr(cli, "COMMAND_MODULES") and not hasattr(cli, "SYSTEMS")
     top = set(next(a for a in build_parser()._subparsers._group_actions).choices)
@@ -39,7 +39,7 @@ def test_generic_convert_is_load_plus_save_pretrained(shared, tmp_path, run_cli)
     import v2v
 
     fx = shared / "fixtures" / "edn"
-    rc, out, err = run_cli("convert", "dance", fx, "--out", tmp_path / "c")
+    rc, _out, err = run_cli("convert", "dance", fx, "--out", tmp_path / "c")
     assert rc == 0, err
     assert (tmp_path / "c" / "dance.safetensors").is_file() and (tmp_path / "c" / "dance.yaml").is_file()
     a, b = v2v.load(fx), v2v.load(tmp_path / "c")

@@ -303,7 +303,7 @@ def test_video_folder_strip_images_and_whole_video(tmp_path):
 
 def test_toycity_flow_loaded_with_backward_convention(tmp_path):
     """Integration with the synthetic generator: flowprev warps frame t-1 onto frame t."""
-    toycity = pytest.importorskip("v2v.data.synthetic.toycity")
+    from v2v.data.synthetic import toycity
     from v2v.ops.warp import warp
 
     toycity.generate_toycity(tmp_path, videos=1, frames=3, size=(32, 64), seed=1, progress=False)

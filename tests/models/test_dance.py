@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from v2v.models.dance import (
     UnetGenerator,
 )
 
+PUPPETS_CFG = str(Path(__file__).resolve().parents[2] / "configs" / "dance" / "puppets.yaml")
 TINY = ["model.ngf=8", "model.n_blocks_global=1", "model.ndf=8", "model.face_ngf=4", "model.face_ndf=8",
         "model.face_n_blocks=1", "model.l1_weight=100.0"]
 
@@ -131,12 +133,12 @@ def trained(puppets, tmp_path_factory):
     ov = [f"data.root={root}", "train.steps=16", "train.batch_size=2", "train.lr=2.0e-3", "train.eval_every=0",
           "train.sample_every=0", "train.ckpt_every=0", "train.log_every=4", "train.eval_batches=4",
           "train.lr_schedule=constant", *TINY]
-    cls, cfg = load_experiment("configs/dance/puppets.yaml", ov)
+    cls, cfg = load_experiment(PUPPETS_CFG, ov)
     seed_everything(cfg.train.seed)  # the trainer builds the system right after this same seeding
     before = _eval_l1(cls.from_config(cfg.model), cls.build_dataset(cfg.data, "test", cfg.model))
     from v2v.cli import main
 
-    assert main(["train", "--config", "configs/dance/puppets.yaml", "--out", str(out), "--no-progress", *ov]) == 0
+    assert main(["train", "--config", PUPPETS_CFG, "--out", str(out), "--no-progress", *ov]) == 0
     return out, before, cfg
 
 
@@ -147,7 +149,7 @@ def test_short_training_lowers_heldout_l1(trained):
     out, before, cfg = trained
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     after = [r["eval/l1"] for r in rows if "eval/l1" in r][-1]
-    cls, _ = load_experiment("configs/dance/puppets.yaml", [])
+    cls, _ = load_experiment(PUPPETS_CFG, [])
     s = cls.from_config(cfg.model)
     load_weights(s, find_latest(str(out / "checkpoints"))[0], strict=True)
     assert abs(_eval_l1(s, cls.build_dataset(cfg.data, "test", cfg.model)) - after) < 1e-4
@@ -163,7 +165,7 @@ def test_dance_end_to_end_on_another_identity(trained, puppets, run_cli, tmp_pat
     ckpt = find_latest(str(out / "checkpoints"))[0]
     target = puppets[0] / "train" / "vid0000"
     video = tmp_path / "dance.mp4"
-    rc, _so, se = run_cli("dance", "--config", "configs/dance/puppets.yaml", "--checkpoint", ckpt,
+    rc, _so, se = run_cli("dance", "--config", PUPPETS_CFG, "--checkpoint", ckpt,
                          "--source-video", source, "--target-stats", target, "--out", video,
                          "--labels-out", tmp_path / "labels", "--no-progress")
     assert rc == 0, se

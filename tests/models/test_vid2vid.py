@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from v2v.models.vid2vid import (
 from v2v.ops.warp import warp
 
 H, W = 32, 48
+
+TOYCITY_CFG = str(Path(__file__).resolve().parents[2] / "configs" / "vid2vid" / "toycity.yaml")
 
 
 def tiny_cfg(**kw) -> Vid2VidModelConfig:
@@ -189,7 +192,7 @@ def test_short_toycity_training_lowers_heldout_l1(tmp_path, run_cli):
             "train.lr={G: 2.0e-3, D: 5.0e-4}", "train.log_every=5", "train.eval_every=25", "train.sample_every=0",
             "train.ckpt_every=0", "train.eval_batches=2"]
     out = tmp_path / "run"
-    rc, _, err = run_cli("train", "--config", "configs/vid2vid/toycity.yaml", *over, "--out", out, "--no-progress")
+    rc, _, err = run_cli("train", "--config", TOYCITY_CFG, *over, "--out", out, "--no-progress")
     assert rc == 0, err
     cfg_all = load_yaml(out / "config.yaml")
     from v2v.config import from_dict
@@ -218,7 +221,7 @@ def test_short_toycity_training_lowers_heldout_l1(tmp_path, run_cli):
     over2 = [o for o in over if not o.startswith("train.steps")] + [
         "train.steps=20", "model.n_scales_spatial=2", "model.n_blocks_local=1", f"model.load_pretrain={one_scale}",
         "model.niter_fix_global=10"]
-    rc, _, err = run_cli("train", "--config", "configs/vid2vid/toycity.yaml", *over2, "--out", out2, "--no-progress")
+    rc, _, err = run_cli("train", "--config", TOYCITY_CFG, *over2, "--out", out2, "--no-progress")
     assert rc == 0, err
     mcfg2 = from_dict(Vid2VidModelConfig, load_yaml(out2 / "config.yaml")["model"])
     torch.manual_seed(123)
