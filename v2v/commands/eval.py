@@ -53,7 +53,8 @@ def register(cli) -> None:
     p.add_argument("--lpips-heads", default=None, help="LPIPS v0.1 linear heads file (alex.pth / vgg.pth)")
     p.set_defaults(func=run_eval)
     forms = p.add_subparsers(dest="eval_form", metavar="FORM", help="keyframe: the keyframe-interpolation table")
-    from v2v.commands.keyframe import add_eval_arguments, run_eval as run_eval_keyframe
+    from v2v.commands.keyframe import add_eval_arguments
+    from v2v.commands.keyframe import run_eval as run_eval_keyframe
 
     k = forms.add_parser("keyframe", help="L2 / PSNR / SSIM of linear, CVAE, CGAN, flow-guided interpolation",
                          description="keyframe interpolation table over held-out clips (v2v.commands.keyframe)")
