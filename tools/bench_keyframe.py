@@ -95,13 +95,13 @@ def main(argv=None) -> int:
         b = torch.roll(a, 3, dims=-1) * 0.9 + 0.1 * b  # a moving scene, so DIS has work to do
         for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
             if variant == "linear":
-                fn = lambda: linear_interpolation(a, b, args.frames)  # noqa: E731
+                fn = lambda a=a, b=b: linear_interpolation(a, b, args.frames)
             else:
                 cfg = from_dict(KeyframeModelConfig, {**base, "variant": variant, "frames": args.frames,
                                                       "size": size}, "model")
                 s = KeyframeSystem.from_config(cfg, inference=True).eval()
                 gen = torch.Generator().manual_seed(0)
-                fn = lambda s=s, gen=gen: s.generate(a, b, args.frames, generator=gen)  # noqa: E731
+                fn = lambda s=s, gen=gen, a=a, b=b: s.generate(a, b, args.frames, generator=gen)
             with torch.inference_mode():
                 with FlopCounterMode(display=False) as fc:
                     fn()

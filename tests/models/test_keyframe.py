@@ -19,8 +19,8 @@ from v2v.models.keyframe import (
     slomo_flows,
 )
 
-TINY = dict(frames=6, size=16, z_video=8, z_first=16, z_last=16, width=4, max_width=16, d_width=4, d_layers=2,
-            refine_width=4, refine_blocks=2, refine_max_width=8)
+TINY = {"frames": 6, "size": 16, "z_video": 8, "z_first": 16, "z_last": 16, "width": 4, "max_width": 16,
+        "d_width": 4, "d_layers": 2, "refine_width": 4, "refine_blocks": 2, "refine_max_width": 8}
 
 
 def tiny(variant: str, **kw) -> KeyframeModelConfig:

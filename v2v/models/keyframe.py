@@ -1,9 +1,8 @@
 """Keyframe interpolation: the video between a first and a last frame.
 
-Reference: Penington, Teo & Wang, "Generating Video from Images" (Stanford CS231n poster;
-30 frames of 64x64, Moments in Time "Erupting"/"Skiing"). No official code exists; the poster
-is the spec and every choice it leaves open is marked **choice** below (and in
-``docs/sections/keyframe.md``). Three variants, picked by ``model.variant``:
+Reference: Penington, Teo & Wang, "Generating Video from Images" (Stanford poster; 30 frames of
+64x64). No official code exists: the poster is the spec, and every choice it leaves open is
+marked **choice** (also in ``docs/sections/keyframe.md``). ``model.variant`` picks one of:
 
 ``cvae`` (poster)
     z_total = [z_video (600) | z_first (1000) | z_last (1000)]. z_video ~ q(z|x) = N(mu(x),
@@ -16,9 +15,8 @@ is the spec and every choice it leaves open is marked **choice** below (and in
 ``cgan`` (poster)
     G(z_video ~ N(0, I), z_first, z_last) with the same decoder g; a conditional 3-D PatchGAN D
     sees the clip with both keyframes broadcast over time (**choice**). Loss: the standard
-    (non-saturating, BCE) GAN objective + l ||c(G(z)) - c(x)||^2; D is trained with one-sided
-    label smoothing (real target ``1 - label_smoothing``, fake target 0; Salimans et al. 2016);
-    Adam (the trainer's optimizers).
+    (non-saturating, BCE) GAN objective + l ||c(G(z)) - c(x)||^2; D uses one-sided label
+    smoothing (real target ``1 - label_smoothing``, fake 0; Salimans et al. 2016); Adam.
 ``flow`` (ours, beats the linear baseline)
     Super SloMo (Jiang et al., CVPR 2018) with analytic flows: bidirectional DIS flows F01, F10
     between the keyframes (:func:`v2v.ops.flow_estimation.estimate_flow`), the time-weighted
@@ -34,12 +32,11 @@ is the spec and every choice it leaves open is marked **choice** below (and in
         I_t = ((1 - t) s(v) g(I0, F_t0 + dF_t0) + t (1 - s(v)) g(I1, F_t1 + dF_t1)) / Z + r
 
     The last layer starts at zero, so the untrained model is the analytic SloMo interpolation
-    (**choice**). The given keyframes are returned as frames 0 and T-1. Loss: L1 on the
+    (**choice**); the given keyframes are frames 0 and T-1. Loss: L1 (+ optional MSE) on random
     intermediate frames + a small smoothness term on the flow residuals.
 
-The baseline is :func:`linear_interpolation` (cross-fade). The poster's "L2 distance" is
-:func:`clip_l2`: the L2 norm of the whole-clip difference in [0,1] pixel units over all
-T x H x W x 3 values (30 x 64 x 64 x 3 at the poster's size).
+Baseline: :func:`linear_interpolation` (cross-fade). The poster's "L2 distance" is :func:`clip_l2`,
+the L2 norm of the clip difference in [0,1] units over all T*H*W*3 values (30*64*64*3 here).
 """
 from __future__ import annotations
 
@@ -64,9 +61,9 @@ from v2v.ops.flow_estimation import estimate_flow
 from v2v.ops.warp import warp
 from v2v.registry import register_system
 
-__all__ = ["FlowInterpolator", "FrameEncoder", "KeyframeDataConfig", "KeyframeModelConfig", "KeyframeSystem",
-           "VARIANTS", "VideoDecoder", "VideoEncoder", "clip_l2", "linear_interpolation", "load_keyframe",
-           "slomo_flows"]
+__all__ = ["VARIANTS", "FlowInterpolator", "FrameEncoder", "KeyframeDataConfig", "KeyframeModelConfig",
+           "KeyframeSystem", "VideoDecoder", "VideoEncoder", "build_clips", "clip_l2", "linear_interpolation",
+           "load_keyframe", "slomo_flows"]
 
 VARIANTS = ("cvae", "cgan", "flow")
 TRAINING_ONLY = ("discriminator.",)  # state-dict prefixes absent from an inference build
@@ -170,7 +167,7 @@ def _widths(width: int, max_width: int, n: int) -> list[int]:
 
 
 def _levels(size: int) -> int:
-    n = int(round(np.log2(size / 4)))
+    n = round(np.log2(size / 4))
     if size < 8 or 4 * 2**n != size:
         raise V2VError(f"model.size must be 4 * 2^k >= 8 (e.g. 64, 256), got {size}")
     return n
@@ -268,7 +265,7 @@ class FlowInterpolator(nn.Module):
         n = t.numel()
         f01, f10 = self.keyframe_flows(first, last)
         ft0, ft1 = (f.flatten(0, 1) for f in slomo_flows(f01, f10, t))  # B*N,2,H,W
-        rep = lambda x: x[:, None].expand(-1, n, -1, -1, -1).flatten(0, 1)  # noqa: E731
+        rep = lambda x: x[:, None].expand(-1, n, -1, -1, -1).flatten(0, 1)
         i0, i1 = rep(first), rep(last)
         o0, o1 = rep(fb_consistency_occlusion(f01, f10)), rep(fb_consistency_occlusion(f10, f01))
         tt = t.to(first).repeat(b).view(-1, 1, 1, 1)
@@ -375,17 +372,6 @@ class TimeSplitClips(torch.utils.data.Dataset):
         return {"video": _augment(x, self.cfg) if self.split == "train" else x}
 
 
-class _VideoOnly(torch.utils.data.Dataset):
-    def __init__(self, ds):
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"video": self.ds[i]["video"]}
-
-
 def _folder(root: str):
     from pathlib import Path
 
@@ -395,13 +381,9 @@ def _folder(root: str):
 
 
 def build_clips(cfg: KeyframeDataConfig, split: str, model_cfg: KeyframeModelConfig):
-    """The train/test clips of ``model.frames`` frames at ``model.size`` for ``data.source``.
-
-    ``puppets``/``toycity``: :class:`SyntheticClips`. ``folder``: ``root/{train,test}`` through
-    :class:`v2v.data.datasets.VideoFolderDataset` (``clips`` mode; held-out clips drawn with
-    seed 0), or :class:`TimeSplitClips` when ``time_split > 0``. Returns None for a missing
-    test split.
-    """
+    """Clips of ``model.frames`` frames at ``model.size``: :class:`SyntheticClips`, or for ``folder``
+    ``root/{train,test}`` via ``VideoFolderDataset`` (clips mode, held-out draws seeded) or
+    :class:`TimeSplitClips` (``time_split > 0``). None for a missing test split."""
     t, s, train = model_cfg.frames, model_cfg.size, split == "train"
     if cfg.source in ("puppets", "toycity"):
         return SyntheticClips(cfg.source, cfg.num_train if train else cfg.num_test, t, s, cfg.seed, split,
@@ -422,7 +404,7 @@ def build_clips(cfg: KeyframeDataConfig, split: str, model_cfg: KeyframeModelCon
                             stride=cfg.stride, seed=None if train else 0)
     if not train and len(ds) > cfg.num_test:
         ds = torch.utils.data.Subset(ds, list(range(cfg.num_test)))
-    return _VideoOnly(ds)
+    return ds
 
 
 # ----------------------------------------------------------------------------- the system
@@ -430,20 +412,17 @@ def build_clips(cfg: KeyframeDataConfig, split: str, model_cfg: KeyframeModelCon
 
 @register_system("keyframe", commands="v2v.commands.keyframe")
 class KeyframeSystem(System):
-    """First + last frame -> clip; variants ``cvae``, ``cgan``, ``flow`` (module docstring).
-
-    Batch: ``{"video": B,T,3,S,S in [0,1]}``; the keyframes are ``video[:, 0]`` and ``video[:, -1]``.
-    """
+    """First + last frame -> clip (variants in the module docstring). Batch: ``{"video": B,T,3,S,S}``
+    in [0,1]; the keyframes are ``video[:, 0]`` and ``video[:, -1]``."""
 
     ModelConfig = KeyframeModelConfig
     DataConfig = KeyframeDataConfig
 
     def __init__(self, cfg: KeyframeModelConfig, inference: bool = False):
         super().__init__()
-        if cfg.variant not in VARIANTS:
-            raise V2VError(f"model.variant: unknown variant '{cfg.variant}' (valid: {', '.join(VARIANTS)})")
-        if cfg.frames < 2:
-            raise V2VError(f"model.frames must be >= 2, got {cfg.frames}")
+        if cfg.variant not in VARIANTS or cfg.frames < 2:
+            raise V2VError(f"model.variant '{cfg.variant}' / model.frames {cfg.frames}: expected one of "
+                           f"{', '.join(VARIANTS)} / >= 2")
         self.cfg, self.inference = cfg, inference
         if cfg.variant == "flow":
             self.interpolator = FlowInterpolator(cfg.refine_width, cfg.refine_blocks, cfg.refine_max_width,
@@ -468,7 +447,6 @@ class KeyframeSystem(System):
         """Build the system; ``inference=True`` builds no discriminator."""
         return cls(model_cfg, inference=inference)
 
-    # ---------------------------------------------------------------- data
     @classmethod
     def build_dataset(cls, data_cfg: KeyframeDataConfig, split: str, model_cfg: KeyframeModelConfig | None = None):
         """Clips ``{"video": T,3,S,S}`` in [0,1] (see :func:`build_clips`)."""
@@ -476,7 +454,7 @@ class KeyframeSystem(System):
 
     # ---------------------------------------------------------------- generation
     def condition(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """``[z_first | z_last]``, ``B, z_first + z_last``."""
+        """``[z_first | z_last]``: ``B, z_first + z_last``."""
         return torch.cat([self.frame_encoder(first), self.frame_encoder(last)], 1)
 
     def _check_keyframes(self, first: torch.Tensor, last: torch.Tensor) -> None:
@@ -554,9 +532,8 @@ class KeyframeSystem(System):
 
     @torch.no_grad()
     def sample(self, batch: dict) -> dict[str, torch.Tensor]:
-        x = batch["video"]
-        return {"fake": self.generate(x[:, 0], x[:, -1], x.shape[1]), "real": x,
-                "linear": linear_interpolation(x[:, 0], x[:, -1], x.shape[1])}
+        x, t = batch["video"], batch["video"].shape[1]
+        return {"fake": self.generate(x[:, 0], x[:, -1], t), "real": x, "linear": linear_interpolation(x[:, 0], x[:, -1], t)}
 
     @torch.no_grad()
     def evaluate(self, batch: dict) -> dict[str, float]:
@@ -564,7 +541,7 @@ class KeyframeSystem(System):
         x = batch["video"]
         fake = self.generate(x[:, 0], x[:, -1], x.shape[1], generator=torch.Generator().manual_seed(0))
         lin = linear_interpolation(x[:, 0], x[:, -1], x.shape[1])
-        mse = lambda p: (p - x).pow(2).flatten(1).mean(1)  # noqa: E731
+        mse = lambda p: (p - x).pow(2).flatten(1).mean(1)
         return {"l2": float(clip_l2(fake, x).mean()), "l2_linear": float(clip_l2(lin, x).mean()),
                 "psnr": float((-10 * torch.log10(mse(fake).clamp_min(1e-10))).mean()),
                 "psnr_linear": float((-10 * torch.log10(mse(lin).clamp_min(1e-10))).mean())}
