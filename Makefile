@@ -38,6 +38,7 @@ lock:
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --doctest-modules v2v/ops v2v/nn
 
 # The newest releases of everything (no lock) in a separate venv: run it on a schedule, not in CI.
 test-latest:
