@@ -317,6 +317,9 @@ def _parity_case(rep, system, cfg, a, prefix, device, chain):
     pyr = list(reversed(label_pyramid(enc, n)))                       # coarse first
     if "real_A" in a:
         rep.compare(f"{prefix}encode real_A", enc, a["real_A"], atol=1e-6)
+    for s in range(a["g_in_label"].shape[0] if "g_in_label" in a else 0):
+        rep.compare(f"{prefix}encode g_in_label step{s}", pyr[-1][:, s:s + tG].flatten(1, 2), a["g_in_label"][s],
+                    atol=1e-6)
     for k in range(n):
         if f"real_A_G{k}" in a:
             rep.compare(f"{prefix}real_A_G{k} (pyramid)", pyr[k], a[f"real_A_G{k}"], atol=1e-5)
