@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from v2v.compat.dance import config_from_opt, load_official, map_unet_keys, read_opt
+from v2v.compat.dance import config_from_opt, load_official, read_opt
 from v2v.errors import V2VError
 
 
@@ -151,17 +151,16 @@ def test_unet_face_generator_matches_official_layout_and_inplace_skip_quirk():
     x = torch.rand(2, 6, 32, 32)
     for mode in ("train", "eval"):
         getattr(ref, mode)()
-        getattr(g.face, mode)()
-        g.face.batch_stats_at_inference = False
+        getattr(g, mode)()
+        g.face_bn_batch_stats = False
         with torch.no_grad():
-            assert torch.allclose(g.face(x), ref.model(x.clone()), atol=1e-5), mode
+            assert torch.allclose(g.run_face(x), ref.model(x.clone()), atol=1e-5), mode
     # official scripts never call .eval(): with the default flag, inference uses batch statistics
     ref.train()
-    g.face.eval()
-    g.face.batch_stats_at_inference = True
+    g.eval()
+    g.face_bn_batch_stats = True
     with torch.no_grad():
-        assert torch.allclose(g.face(x), ref.model(x.clone()), atol=1e-5)
-    assert map_unet_keys(sd, "face.")
+        assert torch.allclose(g.run_face(x), ref.model(x.clone()), atol=1e-5)
 
 
 def test_missing_checkpoint_and_bad_folder_errors(tmp_path, run_cli):

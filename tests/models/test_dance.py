@@ -9,14 +9,8 @@ import torch
 
 from v2v.errors import V2VError
 from v2v.models.base import config_kwargs
-from v2v.models.dance import (
-    DanceGenerator,
-    DanceModelConfig,
-    DanceSystem,
-    GlobalGenerator,
-    LocalEnhancer,
-    UnetGenerator,
-)
+from v2v.models.dance import DanceGenerator, DanceModelConfig, DanceSystem
+from v2v.nn.pix2pixhd import GlobalGenerator, LocalEnhancer, UnetGenerator
 
 PUPPETS_CFG = str(Path(__file__).resolve().parents[2] / "configs" / "dance" / "puppets.yaml")
 TINY = ["model.ngf=8", "model.n_blocks_global=1", "model.ndf=8", "model.face_ngf=4", "model.face_ndf=8",
@@ -54,17 +48,17 @@ def test_face_residual_only_inside_box_and_chain_uses_previous_output():
 
 def test_generators_structure_and_widths():
     torch.manual_seed(0)
-    gg = GlobalGenerator(6, 3, ngf=8, n_downsample=3, n_blocks=2)
+    gg = GlobalGenerator(6, 3, ngf=8, n_downsampling=3, n_blocks=2)
     y, feats = gg(torch.rand(1, 6, 32, 64), return_features=True)
     assert y.shape == (1, 3, 32, 64) and feats["bottleneck"].shape == (1, 64, 4, 8)
     assert torch.allclose(torch.tanh(feats["pre_tanh"]), y)
     le = LocalEnhancer(6, 3, ngf=4, n_downsample_global=2, n_blocks_global=1, n_blocks_local=1)
-    assert le.global_net.stem.conv.out_channels == 8  # the inner global generator is 2x wider
+    assert le.model[1].out_channels == 8  # the inner global generator is 2x wider
     assert le(torch.rand(1, 6, 32, 64)).shape == (1, 3, 32, 64)
     un = UnetGenerator(6, 3, ngf=4)
     assert un(torch.rand(2, 6, 32, 32)).shape == (2, 3, 32, 32)
     s = DanceSystem(_cfg(face_ndf=16, face_ngf=8))
-    assert s.netDface.blocks[0].conv.out_channels == 16 and s.generator.face.stem.conv.out_channels == 8
+    assert s.netDface.blocks[0].conv.out_channels == 16 and s.generator.face.model[1].out_channels == 8
     assert DanceModelConfig().face_ngf == 64 and DanceModelConfig().face_ndf == 64  # official defaults
     groups = s.optim_groups()
     assert set(groups) == {"G", "D"}

@@ -38,11 +38,8 @@ __all__ = [
     "detect",
     "load_official",
     "map_generator_keys",
-    "map_global_keys",
-    "map_local_keys",
     "map_multiscale_d_keys",
     "map_nlayer_flat_keys",
-    "map_unet_keys",
     "read_official",
     "read_opt",
     "run_parity",
@@ -112,82 +109,6 @@ def config_from_opt(opt: dict, G_sd: dict | None = None, Gface_sd: dict | None =
 # ---------------------------------------------------------------------------------- key maps
 
 
-def map_global_keys(sd: dict, n_down: int, n_blocks: int, prefix: str = "", out_prefix: str = "",
-                    final: bool = True) -> dict:
-    """Official GlobalGenerator ``model.{i}`` keys -> ours (``stem``, ``down``, ``blocks``, ``up``, ``head``)."""
-    m = {1: "stem.conv"}
-    for k in range(n_down):
-        m[4 + 3 * k] = f"down.{k}.conv"
-    for k in range(n_down):
-        m[4 + 3 * n_down + n_blocks + 3 * k] = f"up.{k}.conv"
-    if final:
-        m[5 + 6 * n_down + n_blocks] = "head"
-    rb0 = 4 + 3 * n_down
-    out = {}
-    rx = re.compile(r"^" + re.escape(prefix) + r"model\.(\d+)\.(.+)$")
-    for key, v in sd.items():
-        mm = rx.match(key)
-        if not mm:
-            continue
-        i, rest = int(mm.group(1)), mm.group(2)
-        if rb0 <= i < rb0 + n_blocks:
-            cb = re.match(r"conv_block\.(\d+)\.(.+)$", rest)
-            if cb and cb.group(1) in ("1", "5"):
-                out[f"{out_prefix}blocks.{i - rb0}.{'conv1' if cb.group(1) == '1' else 'conv2'}.{cb.group(2)}"] = v
-            continue  # IN running buffers of conv_block.{2,6} (torch 0.3) are dropped
-        if i in m and (rest in ("weight", "bias")):
-            out[f"{out_prefix}{m[i]}.{rest}"] = v
-    return out
-
-
-def map_local_keys(sd: dict, n_down: int, n_blocks: int, n_blocks_local: int, out_prefix: str = "") -> dict:
-    """Official LocalEnhancer (``model.*``, ``model1_1.*``, ``model1_2.*``) -> ours."""
-    out = map_global_keys(sd, n_down, n_blocks, "", out_prefix + "global_net.", final=False)
-    for key, v in sd.items():
-        mm = re.match(r"^model1_1\.(\d+)\.(weight|bias)$", key)
-        if mm:
-            i = int(mm.group(1))
-            name = {1: "front_stem.conv", 4: "front_down.conv"}.get(i)
-            if name:
-                out[f"{out_prefix}{name}.{mm.group(2)}"] = v
-            continue
-        mm = re.match(r"^model1_2\.(\d+)\.(.+)$", key)
-        if mm:
-            i, rest = int(mm.group(1)), mm.group(2)
-            if i < n_blocks_local:
-                cb = re.match(r"conv_block\.(1|5)\.(weight|bias)$", rest)
-                if cb:
-                    out[f"{out_prefix}blocks.{i}.{'conv1' if cb.group(1) == '1' else 'conv2'}.{cb.group(2)}"] = v
-            elif i == n_blocks_local and rest in ("weight", "bias"):
-                out[f"{out_prefix}back_up.conv.{rest}"] = v
-            elif i == n_blocks_local + 4 and rest in ("weight", "bias"):
-                out[f"{out_prefix}head.{rest}"] = v
-    return out
-
-
-def map_unet_keys(sd: dict, out_prefix: str = "", levels: int = 5) -> dict:
-    """Official UnetGenerator (nested ``model.model.{...}``) -> ours (``net.down``, ``net.sub...``)."""
-    out = {}
-    off = "model.model."
-    ours = out_prefix + "net."
-    for lvl in range(levels):
-        if lvl == 0:
-            real = {0: "down", 3: "up"}
-        elif lvl == levels - 1:
-            real = {1: "down", 3: "up", 4: "up_norm"}
-        else:
-            real = {1: "down", 2: "down_norm", 5: "up", 6: "up_norm"}
-        for key, v in sd.items():
-            if not key.startswith(off):
-                continue
-            rest = key[len(off):].split(".")
-            if len(rest) == 2 and int(rest[0]) in real:
-                out[f"{ours}{real[int(rest[0])]}.{rest[1]}"] = v
-        off = f"{off}{1 if lvl == 0 else 3}.model."
-        ours = ours + "sub."
-    return out
-
-
 def map_nlayer_flat_keys(sd: dict, n_layers: int, prefix: str, out_prefix: str) -> dict:
     """A flat NLayerDiscriminator Sequential (``{prefix}{i}``) -> ``{out_prefix}blocks.{j}.(conv|norm)``."""
     m = {0: "blocks.0.conv"}
@@ -220,14 +141,13 @@ def map_multiscale_d_keys(sd: dict, num_D: int, n_layers: int, interm: bool, out
 
 
 def map_generator_keys(sd: dict, cfg: DanceModelConfig, which: str = "G") -> dict:
-    """Official ``G`` or ``Gface`` state dict -> keys of our :class:`DanceGenerator`."""
-    if which == "G":
-        if cfg.netG == "global":
-            return map_global_keys(sd, cfg.n_downsample_global, cfg.n_blocks_global, "", "net.")
-        return map_local_keys(sd, cfg.n_downsample_global, cfg.n_blocks_global, cfg.n_blocks_local, "net.")
-    if cfg.face_gtype == "global":
-        return map_global_keys(sd, cfg.face_n_downsample, cfg.face_n_blocks, "", "face.")
-    return map_unet_keys(sd, "face.")
+    """Official ``G`` or ``Gface`` state dict -> keys of our :class:`DanceGenerator` (``net.*`` /
+    ``face.*``). The networks have the official layout (:mod:`v2v.nn.pix2pixhd`), so this only
+    prefixes and drops InstanceNorm running buffers (torch 0.3 checkpoints; InstanceNorm keeps none)."""
+    prefix = "net." if which == "G" else "face."
+    instance = cfg.norm == "instance" and (which == "G" or cfg.face_gtype == "global")
+    stale = ("running_mean", "running_var", "num_batches_tracked")
+    return {prefix + k: v for k, v in sd.items() if not (instance and k.endswith(stale))}
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -398,13 +318,12 @@ def _parity_cases(system: DanceSystem, c, rows: list) -> None:
             G.face.load_state_dict({k[len("generator.face."):]: v for k, v in pristine.items()
                                     if k.startswith("generator.face.")})
             G.face.eval()
-            bs = getattr(G.face, "batch_stats_at_inference", False)
-            if bs:
-                G.face.batch_stats_at_inference = False
+            bs = G.face_bn_batch_stats
+            G.face_bn_batch_stats = False
             _cmp(rows, "faceG_case_out_eval", G.face(x), c["faceG_case_out_eval"], S, "step")
             if "face_residual_0_eval" in c:
                 _cmp(rows, "face_residual_0_eval", G.face(_t(c["faceG_in_0"])), c["face_residual_0_eval"], S, "step")
-            G.face.batch_stats_at_inference = bs
+            G.face_bn_batch_stats = bs
             G.face.train()
             G.face.load_state_dict(sd)
         # discriminators on the stored frames

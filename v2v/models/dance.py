@@ -4,10 +4,11 @@ Read top to bottom as the paper's figure:
 
 1. a **pose label** (skeleton rendering, RGB in [0,1]; see :mod:`v2v.data.pose_render`) and the
    **previous output frame** are concatenated (6 channels) and fed to a pix2pixHD generator
-   (:class:`GlobalGenerator`, or :class:`LocalEnhancer` for 1024x512) - the temporal-smoothing
-   setup: training generates two consecutive frames, the second conditioned on the first;
-2. a **face residual generator** (:class:`GlobalGenerator` or :class:`UnetGenerator`) adds a
-   residual inside the face box: ``I = G_out`` with ``I[box] = G_out[box] + faceG(cat(label[box],
+   (:class:`v2v.nn.pix2pixhd.GlobalGenerator`, or its ``LocalEnhancer`` for 1024x512; official
+   submodule layout, so official weights load by key) - the temporal-smoothing setup (Sec. 4.2):
+   training generates two consecutive frames, the second conditioned on the first;
+2. a **face residual generator** (``GlobalGenerator`` or ``UnetGenerator``; Sec. 4.2, "Face GAN")
+   adds a residual inside the face box: ``I = G_out`` with ``I[box] = G_out[box] + faceG(cat(label[box],
    G_out[box]))`` (not clamped);
 3. a **multi-scale PatchGAN** judges ``cat(label_t, label_t+1, I_t, I_t+1)`` (frame pairs) and a
    **face PatchGAN** (BatchNorm) judges ``cat(label[box], I[box])``;
@@ -36,8 +37,8 @@ from v2v.errors import V2VError
 from v2v.losses.feature_matching import feature_matching_loss
 from v2v.losses.gan import GANLoss
 from v2v.models.base import System, config_kwargs
-from v2v.nn.norms import get_norm_layer
-from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator, downsample_avg
+from v2v.nn.patchgan import MultiscalePatchDiscriminator, PatchDiscriminator
+from v2v.nn.pix2pixhd import GlobalGenerator, LocalEnhancer, UnetGenerator
 from v2v.registry import register_system
 
 __all__ = [
@@ -45,9 +46,6 @@ __all__ = [
     "DanceGenerator",
     "DanceModelConfig",
     "DanceSystem",
-    "GlobalGenerator",
-    "LocalEnhancer",
-    "UnetGenerator",
     "crop_boxes",
     "paste_residual",
 ]
@@ -95,168 +93,6 @@ class DanceModelConfig:
 # ---------------------------------------------------------------------------------- networks
 
 
-class _ResBlock(nn.Module):
-    """pix2pixHD ResnetBlock: ``x + [pad, conv3, norm, relu, pad, conv3, norm](x)``, no final act."""
-
-    def __init__(self, ch: int, norm: str):
-        super().__init__()
-        self.conv1 = nn.Conv2d(ch, ch, 3)
-        self.norm1 = get_norm_layer(norm, ch)
-        self.conv2 = nn.Conv2d(ch, ch, 3)
-        self.norm2 = get_norm_layer(norm, ch)
-
-    def forward(self, x):
-        y = F.relu(self.norm1(self.conv1(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
-        y = self.norm2(self.conv2(F.pad(y, (1, 1, 1, 1), mode="reflect")))
-        return x + y
-
-
-class _ConvNormReLU(nn.Module):
-    def __init__(self, conv: nn.Module, norm: str, ch: int):
-        super().__init__()
-        self.conv = conv
-        self.norm = get_norm_layer(norm, ch)
-
-    def forward(self, x):
-        return F.relu(self.norm(self.conv(x)))
-
-
-class GlobalGenerator(nn.Module):
-    """pix2pixHD GlobalGenerator.
-
-    ``stem`` (reflect-pad 3, conv7, norm, ReLU) -> ``down[k]`` (conv3 s2, norm, ReLU; width x2)
-    -> ``blocks[b]`` (residual) -> ``up[k]`` (convT3 s2 output_padding 1, norm, ReLU; width /2)
-    -> ``head`` (reflect-pad 3, conv7, tanh). With ``final=False`` the head is omitted (the
-    LocalEnhancer's inner generator). Input/output in the caller's range (EDN: label [0,1] +
-    previous frame [-1,1] in, [-1,1] out).
-    """
-
-    def __init__(self, input_nc: int, output_nc: int, ngf: int = 64, n_downsample: int = 3,
-                 n_blocks: int = 9, norm: str = "instance", final: bool = True):
-        super().__init__()
-        self.n_downsample = n_downsample
-        self.stem = _ConvNormReLU(nn.Conv2d(input_nc, ngf, 7), norm, ngf)
-        self.down = nn.ModuleList(
-            _ConvNormReLU(nn.Conv2d(ngf * 2**i, ngf * 2**(i + 1), 3, stride=2, padding=1), norm, ngf * 2**(i + 1))
-            for i in range(n_downsample))
-        mult = 2**n_downsample
-        self.blocks = nn.ModuleList(_ResBlock(ngf * mult, norm) for _ in range(n_blocks))
-        self.up = nn.ModuleList(
-            _ConvNormReLU(nn.ConvTranspose2d(ngf * 2**(n_downsample - i), ngf * 2**(n_downsample - i) // 2, 3,
-                                             stride=2, padding=1, output_padding=1), norm,
-                          ngf * 2**(n_downsample - i) // 2)
-            for i in range(n_downsample))
-        self.head = nn.Conv2d(ngf, output_nc, 7) if final else None
-
-    def forward(self, x: torch.Tensor, return_features: bool = False):
-        feats = {}
-        x = self.stem(F.pad(x, (3, 3, 3, 3), mode="reflect"))
-        for d in self.down:
-            x = d(x)
-        feats["bottleneck"] = x
-        for b in self.blocks:
-            x = b(x)
-        feats["after_resblocks"] = x
-        for u in self.up:
-            x = u(x)
-        if self.head is not None:
-            x = self.head(F.pad(x, (3, 3, 3, 3), mode="reflect"))
-            feats["pre_tanh"] = x
-            x = torch.tanh(x)
-        return (x, feats) if return_features else x
-
-
-class LocalEnhancer(nn.Module):
-    """pix2pixHD LocalEnhancer (one enhancer; EDN's 1024x512 stage).
-
-    ``global_net`` = GlobalGenerator of width ``2*ngf`` without its head, run on the input
-    downsampled once (``avg_pool 3/2/1, count_include_pad=False``); ``front`` (reflect-pad 3,
-    conv7 -> ngf, norm, ReLU, conv3 s2 -> 2ngf, norm, ReLU) on the full input; their sum goes
-    through ``blocks`` (residual x n_blocks_local) and ``back`` (convT -> ngf, norm, ReLU,
-    reflect-pad 3, conv7, tanh).
-    """
-
-    def __init__(self, input_nc: int, output_nc: int, ngf: int = 32, n_downsample_global: int = 3,
-                 n_blocks_global: int = 9, n_blocks_local: int = 3, norm: str = "instance"):
-        super().__init__()
-        self.global_net = GlobalGenerator(input_nc, output_nc, ngf * 2, n_downsample_global, n_blocks_global,
-                                          norm, final=False)
-        self.front_stem = _ConvNormReLU(nn.Conv2d(input_nc, ngf, 7), norm, ngf)
-        self.front_down = _ConvNormReLU(nn.Conv2d(ngf, ngf * 2, 3, stride=2, padding=1), norm, ngf * 2)
-        self.blocks = nn.ModuleList(_ResBlock(ngf * 2, norm) for _ in range(n_blocks_local))
-        self.back_up = _ConvNormReLU(nn.ConvTranspose2d(ngf * 2, ngf, 3, stride=2, padding=1, output_padding=1),
-                                     norm, ngf)
-        self.head = nn.Conv2d(ngf, output_nc, 7)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False):
-        g = self.global_net(downsample_avg(x))
-        y = self.front_down(self.front_stem(F.pad(x, (3, 3, 3, 3), mode="reflect")))
-        y = y + g
-        for b in self.blocks:
-            y = b(y)
-        y = self.back_up(y)
-        pre = self.head(F.pad(y, (3, 3, 3, 3), mode="reflect"))
-        out = torch.tanh(pre)
-        return (out, {"pre_tanh": pre}) if return_features else out
-
-
-class _UnetLevel(nn.Module):
-    """One pix2pix UnetSkipConnectionBlock (BatchNorm, no dropout)."""
-
-    def __init__(self, outer_nc, inner_nc, input_nc=None, sub=None, outermost=False, innermost=False):
-        super().__init__()
-        input_nc = outer_nc if input_nc is None else input_nc
-        self.outermost, self.innermost = outermost, innermost
-        self.down = nn.Conv2d(input_nc, inner_nc, 4, stride=2, padding=1, bias=False)
-        self.down_norm = None if (outermost or innermost) else nn.BatchNorm2d(inner_nc)
-        self.sub = sub
-        up_in = inner_nc if innermost else inner_nc * 2
-        self.up = nn.ConvTranspose2d(up_in, outer_nc, 4, stride=2, padding=1, bias=outermost)
-        self.up_norm = None if outermost else nn.BatchNorm2d(outer_nc)
-
-    def forward(self, x):
-        if not self.outermost:
-            x = F.leaky_relu(x, 0.2)  # the official in-place LeakyReLU: the skip carries lrelu(x)
-        y = self.down(x)
-        if self.down_norm is not None:
-            y = self.down_norm(y)
-        if self.sub is not None:
-            y = self.sub(y)
-        y = self.up(F.relu(y))
-        if self.outermost:
-            return torch.tanh(y)
-        return torch.cat([x, self.up_norm(y)], 1)
-
-
-class UnetGenerator(nn.Module):
-    """pix2pix U-Net as EDN's ``faceGtype unet``: 5 levels (widths ngf, 2ngf, 4ngf, 8ngf, 8ngf;
-    extra 8ngf levels when ``num_downs > 5``), BatchNorm, tanh output. Input side must be a
-    multiple of ``2**max(5, num_downs)``."""
-
-    def __init__(self, input_nc: int, output_nc: int, ngf: int = 64, num_downs: int = 5):
-        super().__init__()
-        blk = _UnetLevel(ngf * 8, ngf * 8, innermost=True)
-        for _ in range(num_downs - 5):
-            blk = _UnetLevel(ngf * 8, ngf * 8, sub=blk)
-        blk = _UnetLevel(ngf * 4, ngf * 8, sub=blk)
-        blk = _UnetLevel(ngf * 2, ngf * 4, sub=blk)
-        blk = _UnetLevel(ngf, ngf * 2, sub=blk)
-        self.net = _UnetLevel(output_nc, ngf, input_nc=input_nc, sub=blk, outermost=True)
-        self.batch_stats_at_inference = False
-
-    def forward(self, x):
-        if self.training or not self.batch_stats_at_inference:
-            return self.net(x)
-        bns = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
-        for m in bns:
-            m.train()
-        try:
-            return self.net(x)
-        finally:
-            for m in bns:
-                m.eval()
-
-
 def crop_boxes(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Crop ``x: B,C,H,W`` at per-sample boxes ``B,4`` (miny, maxy, minx, maxx; all the same size)."""
     b = boxes.tolist() if torch.is_tensor(boxes) else [list(bx) for bx in boxes]
@@ -300,16 +136,16 @@ class DanceGenerator(nn.Module):
             self.net = GlobalGenerator(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, norm)
         elif netG == "local":
             self.net = LocalEnhancer(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global,
-                                     n_blocks_local, norm)
+                                     n_local_enhancers=1, n_blocks_local=n_blocks_local, norm=norm)
         else:
             raise V2VError(f"model.netG: expected 'global' or 'local', got {netG!r}")
         self.face = None
+        self.face_bn_batch_stats = face_bn_batch_stats
         if face_generator:
             if face_gtype == "global":
                 self.face = GlobalGenerator(2 * output_nc, output_nc, face_ngf, face_n_downsample, face_n_blocks, norm)
             elif face_gtype == "unet":
-                self.face = UnetGenerator(2 * output_nc, output_nc, face_ngf)
-                self.face.batch_stats_at_inference = face_bn_batch_stats
+                self.face = UnetGenerator(2 * output_nc, output_nc, num_downs=5, ngf=face_ngf)
             else:
                 raise V2VError(f"model.face_gtype: expected 'global' or 'unet', got {face_gtype!r}")
 
@@ -320,9 +156,11 @@ class DanceGenerator(nn.Module):
         if prev is None:
             prev = torch.zeros_like(label[:, : self.output_nc])
         out = {}
-        g = self.net(torch.cat([label, prev], 1), return_features=features)
-        if features:
-            g, out["features"] = g
+        x = torch.cat([label, prev], 1)
+        if features and isinstance(self.net, GlobalGenerator):
+            g, out["features"] = self.net(x, return_features=True)
+        else:
+            g = self.net(x)
         out["g_out"] = g
         if self.face is None:
             out["image"] = g
@@ -331,9 +169,24 @@ class DanceGenerator(nn.Module):
             raise V2VError("the face generator is enabled but no face box was given for this frame "
                            "(pass face boxes, or set model.face_generator=false)")
         face_in = torch.cat([crop_boxes(label, boxes), crop_boxes(g, boxes)], 1)
-        res = self.face(face_in)
+        res = self.run_face(face_in)
         out.update(face_in=face_in, residual=res, image=paste_residual(g, res, boxes))
         return out
+
+    def run_face(self, face_in: torch.Tensor) -> torch.Tensor:
+        """The face residual ``r = G_f(cat(x_F, G(x)_F))``. The official scripts never call
+        ``.eval()``: with ``face_bn_batch_stats`` a BatchNorm face generator (unet) uses batch
+        statistics at inference too, as they do."""
+        bns = [m for m in self.face.modules() if isinstance(m, nn.BatchNorm2d)]
+        if self.training or not self.face_bn_batch_stats or not bns:
+            return self.face(face_in)
+        for m in bns:
+            m.train()
+        try:
+            return self.face(face_in)
+        finally:
+            for m in bns:
+                m.eval()
 
     def forward(self, label, prev=None, boxes=None):
         return self.step_raw(label, prev, boxes)["image"]
