@@ -222,18 +222,24 @@ def test_generate_from_converted_checkpoint_equals_official(shared, tmp_path, ru
     assert np.abs(a[3].astype(int) - a[1].astype(int)).mean() > 0  # frames 2, 3 are generated, not copies
 
 
-def test_generate_bf16_close_to_fp32(shared, tmp_path, run_cli):
-    """--precision bf16 (autocast) on a real label sequence: the first generated frame stays close to fp32."""
+def test_generate_bf16_close_to_fp32_or_refused(shared, tmp_path, run_cli):
+    """--precision bf16 on a real label sequence: refused in one line where the CPU would only emulate
+    it (v2v.precision); where native, the first generated frame stays close to fp32."""
     from v2v.data.image import read_image
+    from v2v.precision import native_modes
 
     fx = _fix(shared, "cityscapes35")
     data = shared / "data" / "cityscapes_seq" / "vid2vid"
     frames = {}
+    native = native_modes("cpu").get("bf16") is None
     for prec in ("fp32", "bf16"):
         rc, _, err = run_cli("generate", "vid2vid", "--config", fx / "opt.txt", "--checkpoint", fx / "latest_net_G0.pth",
                              "--labels", data / "train_A" / "seq0001", "--first-frames", data / "train_B" / "seq0001",
                              "--size", "64x128", "--frames", 3, "--precision", prec, "--out", str(tmp_path / prec) + "/",
-                             "--no-progress")
+                             "--no-progress", "--device", "cpu")
+        if prec == "bf16" and not native:
+            assert rc == 2 and "--precision bf16 refused" in err and not (tmp_path / prec).exists()
+            return
         assert rc == 0, err
         frames[prec] = read_image(sorted((tmp_path / prec).glob("*.png"))[2]).astype(np.float64)
     mse = ((frames["fp32"] - frames["bf16"]) ** 2).mean()

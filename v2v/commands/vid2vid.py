@@ -38,7 +38,9 @@ def register(cli):
     p.add_argument("--size", default=None, help="HxW (default: from the config: data.size / official loadSize)")
     p.add_argument("--frames", type=int, default=None, help="stop after N label maps")
     p.add_argument("--fps", type=float, default=None, help="output fps (default: the label video's, else 17)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="fp32",
+                   help="autocast precision; refused where the device would only emulate it (v2v.precision); "
+                        "auto = the fastest native mode")
     p.add_argument("--norm-stats", choices=["batch", "running"], default="batch",
                    help="BatchNorm statistics: batch = per frame, as official test.py (default); running = eval()")
     p.add_argument("--ema", action="store_true", help="use the EMA generator weights of a training checkpoint")
@@ -255,7 +257,9 @@ def run_generate(args) -> int:
     from v2v.data.video import VideoWriter
     from v2v.device import resolve_device
     from v2v.models.vid2vid import Vid2VidStream, check_size
+    from v2v.precision import resolve_precision
 
+    precision = resolve_precision(args.precision, args.device)   # before loading anything
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     cfg, system, cfg_size = load_generator(args.config, args.checkpoint, ema=args.ema,
@@ -306,7 +310,7 @@ def run_generate(args) -> int:
                 check_size(size, cfg, where=f"--labels {args.labels} at {size[0]}x{size[1]}")
                 stream = Vid2VidStream(system.netG, cfg, first_frames=first,
                                        first_generator=getattr(system, "netG_i", None), norm_stats=args.norm_stats,
-                                       precision=args.precision, channels_last=args.channels_last)
+                                       precision=precision, channels_last=args.channels_last)
             lab_r = torch.from_numpy(_nearest_resize(lab, size).copy()).long().unsqueeze(0)
             from v2v.models.vid2vid import check_labels
 
@@ -563,31 +567,16 @@ def run_bench(args) -> int:
 
 
 def _print_machine() -> None:
-    import platform
+    from v2v.precision import cpu_line
 
-    import torch
-
-    model, flags = platform.processor(), []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    flags = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
-                             if f in have]
-                    break
-    except OSError:
-        pass
-    cap = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
-    print(f"CPU: {model}; ISA: {' '.join(flags) or '?'}; torch CPU capability {cap}; torch {torch.__version__}")
+    print(cpu_line())
 
 
 def _precision_note() -> None:
-    try:
-        from v2v import precision  # shared precision check (when it has landed)
+    from v2v.precision import resolve_precision
 
-        print(f"  precision: {precision.describe() if hasattr(precision, 'describe') else 'v2v.precision present'}")
-    except ImportError:
-        print("  precision: no native bf16 check available (v2v.precision not present); bf16 runs via autocast")
+    try:
+        resolve_precision("bf16", "cpu")
+        print("  bf16 is native on this CPU")
+    except V2VError as exc:
+        print(f"  NOTE: {exc} -- measured anyway for its accuracy; the bf16 speed below is emulated")

@@ -362,7 +362,8 @@ class Vid2VidStream:
             padded by repeating the first one. Else ``first_generator`` (``use_single_G``) makes the
             first tG-1 frames; with neither, frame 0 is hallucinated (``--no_first_img``).
         norm_stats: ``batch`` (official test.py), ``running`` (eval()) or ``module``.
-        precision: ``fp32`` or ``bf16`` (autocast).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; :func:`v2v.precision.resolve_precision`
+            decides whether the device runs it natively).
         channels_last: NHWC memory layout (converts the generators in place).
 
     ``step(labels B,H,W, instances B,H,W | None) -> B,3,H,W`` in [0,1], one frame per label map.
@@ -371,8 +372,8 @@ class Vid2VidStream:
     def __init__(self, generator: Vid2VidGenerator, cfg: Vid2VidModelConfig, first_frames=None,
                  first_generator: nn.Module | None = None, norm_stats: str = "batch", precision: str = "fp32",
                  channels_last: bool = False):
-        if precision not in ("fp32", "bf16"):
-            raise V2VError(f"precision must be fp32 or bf16, got '{precision}'")
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise V2VError(f"precision must be fp32, bf16 or fp16, got '{precision}'")
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.G = generator.to(memory_format=fmt) if channels_last else generator
         self.first_G = first_generator
@@ -385,8 +386,8 @@ class Vid2VidStream:
         self.last_outputs: list = []
 
     def _ctx(self, device):
-        if self.precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
+        if self.precision != "fp32":
+            return torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision])
         return contextlib.nullcontext()
 
     def _push_frame(self, frame: torch.Tensor) -> None:
