@@ -179,17 +179,35 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        from v2v.utils import check_cli_outputs
+
+        check_cli_outputs(args)  # output == / contains / inside an input, unwritable: before any work
         rc = args.func(args)
         return int(rc or 0)
-    except V2VError as exc:
-        if args.verbose:
-            raise
-        msg = " ".join(str(exc).splitlines())
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line without -v, whatever went wrong
+        if args.verbose:
+            raise
+        print(f"error: {_error_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, (V2VError, OSError, RecursionError, MemoryError)) else 1
+
+
+def _error_line(exc: BaseException) -> str:
+    """One clean line for the terminal: V2VError as is; OS errors as 'what: file'; others typed."""
+    from v2v.errors import clean_text
+
+    if isinstance(exc, V2VError):
+        return clean_text(str(exc))
+    if isinstance(exc, OSError) and exc.strerror:
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        return clean_text(f"{exc.strerror}: {where}" if where else exc.strerror, 400)
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply (recursion limit reached while reading it)"
+    if isinstance(exc, MemoryError):
+        return "out of memory (an input or option asks for more memory than this machine has)"
+    return clean_text(f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)", 400)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def register(cli):
     )
     p.add_argument("--steps", type=int, default=None, help="override train.steps")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_holds_inputs=True)  # the run folder holds --resume checkpoints and configs
 
 
 def run(args) -> int:
