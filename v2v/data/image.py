@@ -75,9 +75,12 @@ def _decode_raw(path: str, flags: int) -> np.ndarray:
     arr = cv2.imdecode(buf, flags) if buf.size else None
     if arr is None:
         arr = _decode_pil(path)
-        if arr is not None and flags == cv2.IMREAD_UNCHANGED and arr.ndim == 3:
-            # PIL gives RGB(A); match cv2's BGR(A) for the caller.
+        if arr is not None and arr.ndim == 3 and arr.shape[2] in (3, 4):
+            # PIL gives RGB(A); match cv2's BGR(A) for the caller. Gray+alpha (H,W,2) has no
+            # colour order: reversing it would swap gray and alpha.
             arr = arr[..., [2, 1, 0, 3]] if arr.shape[2] == 4 else arr[..., ::-1]
+        if arr is not None and flags == cv2.IMREAD_COLOR:
+            arr = to_rgb_uint8(arr, bgr=True, name=path)[..., ::-1]  # cv2's IMREAD_COLOR contract: BGR uint8
     if arr is None:
         raise V2VError(f"{path}: cannot decode (not an image or truncated)")
     return np.ascontiguousarray(arr)
@@ -96,7 +99,12 @@ def _decode_pil(path: str, palette_indices: bool = False) -> np.ndarray | None:
             elif im.mode in ("I;16", "I;16B", "I;16L"):
                 return np.asarray(im, dtype=np.uint16).copy()
             elif im.mode == "I":
-                return np.asarray(im, dtype=np.int32).copy()
+                a = np.asarray(im, dtype=np.int32)
+                if a.size and a.min() >= 0 and a.max() < 65536:
+                    return a.astype(np.uint16)  # 16-bit gray that Pillow widened to int32
+                return a.copy()
+            elif im.mode == "1":
+                im = im.convert("L")
             elif im.mode not in ("L", "RGB", "RGBA", "LA", "P"):
                 im = im.convert("RGB")
             return np.asarray(im).copy()

@@ -43,10 +43,12 @@ target is untouched.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -55,7 +57,7 @@ import numpy as np
 
 from v2v.data.image import IMAGE_EXTENSIONS, _as_uint8_hwc, read_image, resize_image, to_rgb_uint8
 from v2v.errors import V2VError
-from v2v.utils import atomic_path
+from v2v.utils import atomic_path, default_file_mode
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -172,15 +174,44 @@ def _cv2_info(path: str) -> tuple[int | None, float | None]:
         import cv2
     except ImportError:  # pragma: no cover
         return None, None
-    cap = cv2.VideoCapture(path)
+    with quiet_stderr():  # OpenCV's bundled FFmpeg logs decoder errors straight to fd 2
+        cap = cv2.VideoCapture(path)
+        try:
+            if not cap.isOpened():
+                return None, None
+            n = round(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            f = float(cap.get(cv2.CAP_PROP_FPS))
+            return (n if n > 0 else None), (f if f > 0 else None)
+        finally:
+            cap.release()
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Hide what native code (OpenCV's FFmpeg, decoders) writes to fd 2, unless logging is verbose.
+
+    The hidden text goes to the ``v2v.data.video`` debug log instead (shown with ``-v -v``).
+    """
+    if logging.getLogger(__name__).isEnabledFor(logging.INFO):
+        yield
+        return
     try:
-        if not cap.isOpened():
-            return None, None
-        n = round(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        f = float(cap.get(cv2.CAP_PROP_FPS))
-        return (n if n > 0 else None), (f if f > 0 else None)
-    finally:
-        cap.release()
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace").strip()
+            if text:
+                logging.getLogger(__name__).debug("native stderr: %s", text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -569,6 +600,7 @@ class VideoWriter:
         os.makedirs(parent, exist_ok=True)
         if self.kind == "folder":
             self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
+            os.chmod(self._tmp, default_file_mode(directory=True))  # mkdtemp's 0700 ignores the umask
             return
         self._ctx = atomic_path(target)
         self._tmp = self._ctx.__enter__()
