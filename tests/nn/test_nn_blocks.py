@@ -60,8 +60,9 @@ def test_resnet_block_reflect():
     x = torch.randn(1, 3, 7, 7)
     pad = nn.ReflectionPad2d(1)
     with torch.no_grad():
-        h = F.relu(F.instance_norm(F.conv2d(pad(x), blk.conv0.weight, blk.conv0.bias)))
-        want = x + F.instance_norm(F.conv2d(pad(h), blk.conv1.weight, blk.conv1.bias))
+        c0, c1 = blk.conv_block[1], blk.conv_block[5]
+        h = F.relu(F.instance_norm(F.conv2d(pad(x), c0.weight, c0.bias)))
+        want = x + F.instance_norm(F.conv2d(pad(h), c1.weight, c1.bias))
         torch.testing.assert_close(blk(x), want)
 
 

@@ -16,9 +16,8 @@ Parameter names: ``conv0``, ``conv1``, ``conv_sc``, ``norm0``, ``norm1`` (absent
 
 Inputs: feature maps ``B,C,H,W`` (``dim=2``) or ``B,C,T,H,W`` (``dim=3``).
 
-``ResnetBlock`` is the post-activation pix2pixHD/vid2vid block
-``x + [pad, conv3x3, norm, act, pad, conv3x3, norm](x)`` (names ``conv0``, ``norm0``, ``conv1``,
-``norm1``), for systems that need it.
+``ResnetBlock`` (the post-activation pix2pixHD/vid2vid block ``x + conv_block(x)``) lives in
+:mod:`v2v.nn.pix2pixhd` with the official key layout; it is re-exported here.
 """
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from v2v.nn.norms import get_norm_layer
+from v2v.nn.pix2pixhd import ResnetBlock
 from v2v.nn.spectral_norm import spectral_norm as _sn
 
 __all__ = ["ResBlock", "ResnetBlock", "get_activation"]
@@ -141,43 +141,3 @@ class ResBlock(nn.Module):
         if self.resample == "down":
             s = self._down(s)
         return h + s
-
-
-class ResnetBlock(nn.Module):
-    """pix2pixHD/vid2vid residual block (post-activation inside, no act after the add).
-
-    ``x + norm1(conv1(pad(act(norm0(conv0(pad(x)))))))`` with 3x3 convs, ``padding`` one of
-    ``reflect`` (default), ``replicate``, ``zero``. Input ``B,C,H,W``.
-
-    Args:
-        channels: C.
-        norm: norm layer name.
-        act: activation name.
-        padding: ``reflect``, ``replicate`` or ``zero``.
-        dropout: dropout probability between the convs.
-
-    Example:
-        >>> ResnetBlock(8)(torch.rand(1, 8, 6, 6)).shape
-        torch.Size([1, 8, 6, 6])
-    """
-
-    def __init__(self, channels: int, norm: str | None = "instance", act: str = "relu",
-                 padding: str = "reflect", dropout: float = 0.0):
-        super().__init__()
-        if padding not in ("reflect", "replicate", "zero"):
-            raise ValueError(f"padding must be reflect, replicate or zero, got {padding!r}")
-        self.padding = padding
-        p = 1 if padding == "zero" else 0
-        self.conv0 = nn.Conv2d(channels, channels, 3, padding=p)
-        self.norm0 = get_norm_layer(norm, channels)
-        self.act = get_activation(act)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=p)
-        self.norm1 = get_norm_layer(norm, channels)
-
-    def _pad(self, x):
-        return x if self.padding == "zero" else F.pad(x, (1, 1, 1, 1), mode=self.padding)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(self.act(self.norm0(self.conv0(self._pad(x)))))
-        return x + self.norm1(self.conv1(self._pad(h)))
