@@ -184,18 +184,11 @@ def _model_section(meta: dict, config: str | None, path: str) -> tuple[str, dict
 
 
 def _load_safetensors(path: str, config: str | None, ema: bool):
-    from v2v.weights_io import EMA_PREFIX, read_weights
+    from v2v.weights_io import read_weights, select_weights
 
     tensors, meta = read_weights(path)
     name, model = _model_section(meta, config, path)
-    system = build_system(name, model)
-    ema_sd = {k[len(EMA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
-    sd = {k: v for k, v in tensors.items() if not k.startswith(EMA_PREFIX)}
-    if ema:
-        if not ema_sd:
-            raise V2VError(f"{path} has no EMA weights ('{EMA_PREFIX}*' keys); load without ema=True")
-        sd.update(ema_sd)
-    return load_state(system, sd, path)
+    return load_state(build_system(name, model), select_weights(tensors, path, ema), path)
 
 
 def _is_safetensors(path: str) -> bool:

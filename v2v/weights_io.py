@@ -30,6 +30,7 @@ __all__ = [
     "read_metadata",
     "read_weights",
     "save_weights",
+    "select_weights",
 ]
 
 FORMAT = "v2v-weights-1"
@@ -141,6 +142,18 @@ def check_state_dict(
         raise V2VError(f"{path} does not match the model (different config?): " + " | ".join(parts))
 
 
+def select_weights(tensors: dict[str, torch.Tensor], path: str, ema: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict a file's tensors stand for: the raw weights, or with ``ema`` the EMA copies
+    (``"ema." + key``) in place of the raw ones (V2VError naming ``path`` when it has none)."""
+    ema_sd = {k[len(EMA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
+    sd = {k: v for k, v in tensors.items() if not k.startswith(EMA_PREFIX)}
+    if ema:
+        if not ema_sd:
+            raise V2VError(f"{path} has no EMA weights ('{EMA_PREFIX}*' keys); load without ema=True / --ema")
+        sd.update(ema_sd)
+    return sd
+
+
 def load_weights(
     module: nn.Module, path: str | os.PathLike, strict: bool = True, prefix: str = "", ema: bool = False
 ) -> dict[str, str]:
@@ -158,12 +171,7 @@ def load_weights(
     """
     path = os.fspath(path)
     tensors, meta = read_weights(path)
-    ema_sd = {k[len(EMA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
-    sd = {k: v for k, v in tensors.items() if not k.startswith(EMA_PREFIX)}
-    if ema:
-        if not ema_sd:
-            raise V2VError(f"{path} has no EMA weights ('{EMA_PREFIX}*' keys); load without ema=True / --ema")
-        sd.update(ema_sd)
+    sd = select_weights(tensors, path, ema)
     if prefix:
         sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if not sd:

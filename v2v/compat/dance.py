@@ -271,6 +271,19 @@ def _cmp(rep: ParityReport, name: str, got, exp, tol: float, kind: str = "") -> 
     rep.compare(name, got, exp, atol=tol, note=kind)
 
 
+def _cmp_step(rows: ParityReport, c: dict, out: dict, t: int, tag: str, tol: float, kind: str) -> None:
+    """The arrays of one generator step ``t`` (``DanceGenerator.step_raw`` output) against the cases."""
+    feats = out.get("features", {})
+    for key in ("bottleneck", "after_resblocks", "pre_tanh"):
+        if f"G{t}_{key}" in c and key in feats:
+            _cmp(rows, f"G{t}_{key}{tag}", feats[key], c[f"G{t}_{key}"], tol, kind)
+    _cmp(rows, f"G_out_{t}{tag}", out["g_out"], c[f"G_out_{t}"], tol, kind)
+    if "face_in" in out:
+        _cmp(rows, f"faceG_in_{t}{tag}", out["face_in"], c[f"faceG_in_{t}"], tol, kind)
+        _cmp(rows, f"face_residual_{t}{tag}", out["residual"], c[f"face_residual_{t}"], tol, kind)
+    _cmp(rows, f"I_{t}{tag}", out["image"], c[f"I_{t}"], tol, kind)
+
+
 def _parity_cases(system: DanceSystem, c, rows: list) -> None:
     cfg = system.cfg
     G = system.generator
@@ -282,35 +295,15 @@ def _parity_cases(system: DanceSystem, c, rows: list) -> None:
     # checkpoint state (BatchNorm running stats move on every train-mode call): eval-mode arrays use it
     pristine = {k: v.clone() for k, v in system.state_dict().items()}
     with torch.no_grad():
-        s0 = G.step_raw(label0, zeros, box if cfg.face_generator else None, features=True)
-        feats = s0.get("features", {})
-        for name, key in (("G0_bottleneck", "bottleneck"), ("G0_after_resblocks", "after_resblocks"),
-                          ("G0_pre_tanh", "pre_tanh")):
-            if name in c and key in feats:
-                _cmp(rows, name, feats[key], c[name], S, "step")
-        _cmp(rows, "G_out_0", s0["g_out"], c["G_out_0"], S, "step")
-        if cfg.face_generator:
-            _cmp(rows, "faceG_in_0", s0["face_in"], c["faceG_in_0"], S, "step")
-            _cmp(rows, "face_residual_0 (teacher-forced)", G.face(_t(c["faceG_in_0"])), c["face_residual_0"], S, "step")
-            _cmp(rows, "face_residual_0", s0["residual"], c["face_residual_0"], S, "step")
-        _cmp(rows, "I_0", s0["image"], c["I_0"], S, "step")
+        fb = box if cfg.face_generator else None
+        s0 = G.step_raw(label0, zeros, fb, features=True)
+        _cmp_step(rows, c, s0, 0, "", S, "step")
         # frame t+1, teacher-forced on the stored I_0, then free-running
-        t1 = G.step_raw(label1, _t(c["I_0"]), box if cfg.face_generator else None, features=True)
-        f1 = t1.get("features", {})
-        for name, key in (("G1_bottleneck", "bottleneck"), ("G1_after_resblocks", "after_resblocks")):
-            if name in c and key in f1:
-                _cmp(rows, name, f1[key], c[name], S, "step")
-        _cmp(rows, "G_out_1 (teacher-forced)", t1["g_out"], c["G_out_1"], S, "step")
-        if cfg.face_generator:
-            _cmp(rows, "faceG_in_1 (teacher-forced)", t1["face_in"], c["faceG_in_1"], S, "step")
-            _cmp(rows, "face_residual_1 (teacher-forced)", G.face(_t(c["faceG_in_1"])), c["face_residual_1"], S, "step")
-        _cmp(rows, "I_1 (teacher-forced)", t1["image"], c["I_1"], S, "step")
-        s1 = G.step_raw(label1, s0["image"], box if cfg.face_generator else None)
-        _cmp(rows, "G_out_1", s1["g_out"], c["G_out_1"], C, "chain")
-        if cfg.face_generator:
-            _cmp(rows, "faceG_in_1", s1["face_in"], c["faceG_in_1"], C, "chain")
-            _cmp(rows, "face_residual_1", s1["residual"], c["face_residual_1"], C, "chain")
-        _cmp(rows, "I_1", s1["image"], c["I_1"], C, "chain")
+        _cmp_step(rows, c, G.step_raw(label1, _t(c["I_0"]), fb, features=True), 1, " (teacher-forced)", S, "step")
+        _cmp_step(rows, c, G.step_raw(label1, s0["image"], fb), 1, "", C, "chain")
+        for t in (0, 1) if cfg.face_generator else ():
+            _cmp(rows, f"face_residual_{t} (stored input)", G.face(_t(c[f"faceG_in_{t}"])), c[f"face_residual_{t}"], S,
+                 "step")
         if cfg.face_generator and "faceG_case_in" in c:
             x = _t(c["faceG_case_in"])
             _cmp(rows, "faceG_case_out_train", G.face(x), c["faceG_case_out_train"], S, "step")
