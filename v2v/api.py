@@ -32,7 +32,6 @@ shapes. The returned system is inference-built (no discriminators), in eval mode
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -53,21 +52,12 @@ def build_system(name: str, model_cfg, inference: bool = True):
     """``System.from_config(model_cfg, inference=True)`` of the registered system ``name``; a
     dict config is read into the system's ``ModelConfig`` (unknown keys are errors)."""
     from v2v.config import from_dict
-    from v2v.registry import get_spec
+    from v2v.registry import get_system_class
 
-    spec = get_spec(name)
-    cls = spec.cls
+    cls = get_system_class(name)
     if isinstance(model_cfg, dict):
         model_cfg = from_dict(cls.ModelConfig, model_cfg, prefix="model")
-    if "inference" in inspect.signature(cls.from_config).parameters:
-        return cls.from_config(model_cfg, inference=inference)
-    # TEMPORARY adapter (issue 12): systems not yet migrated to from_config(cfg, inference=...)
-    system = cls.from_config(model_cfg)
-    if inference:
-        for child in _LEGACY_TRAINING_MODULES.get(spec.name, ()):
-            if child in system._modules:
-                del system._modules[child]
-    return system
+    return cls.from_config(model_cfg, inference=inference)
 
 
 def load_state(system: torch.nn.Module, state: dict, where: str) -> torch.nn.Module:
@@ -97,8 +87,8 @@ def _training_only(key: str) -> bool:
 
 
 def _compat(spec):
-    """The compat functions of a system: its module when it has the whole contract, else the
-    temporary adapter below (systems not yet migrated), else None."""
+    """A system's compat module when it has the loading contract (else None: it cannot load
+    official files yet)."""
     if not spec.compat:
         return None
     try:
@@ -107,9 +97,7 @@ def _compat(spec):
         if exc.name == spec.compat:  # registered, compat module not written yet
             return None
         raise
-    if all(hasattr(mod, f) for f in CONTRACT):
-        return mod
-    return _LEGACY_ADAPTERS.get(spec.name)
+    return mod if all(hasattr(mod, f) for f in CONTRACT) else None
 
 
 def detect_system(checkpoint: str, config: str | None = None) -> tuple[str, object]:
@@ -343,80 +331,3 @@ def transfer(system, labels: Iterable, boxes: Iterable | None = None) -> Iterato
 def _check_system(system, name: str, job: str) -> None:
     if type(system).system_name != name:
         raise V2VError(f"v2v.{job} needs a '{name}' system, got '{type(system).system_name or type(system).__name__}'")
-
-
-# ----------------------------------------------------------------------- temporary adapters
-# TEMPORARY (issue 12): FOMM and vid2vid are being migrated to the compat contract by their
-# owners; until their compat modules define detect/read_official/config_from_official/
-# checkpoint_filter_fn, these adapters call their existing functions. Delete when they land.
-
-_LEGACY_TRAINING_MODULES = {"fomm": ("discriminator",), "vid2vid": ("netD", "netD_T")}
-
-
-class _FOMMAdapter:
-    @staticmethod
-    def detect(checkpoint, config=None):
-        return os.path.isfile(checkpoint) and checkpoint.endswith((".pth.tar", ".tar")) and config is not None \
-            and str(config).endswith((".yaml", ".yml"))
-
-    @staticmethod
-    def read_official(checkpoint, config=None):
-        from v2v.compat.fomm import read_official_checkpoint
-        from v2v.config import load_yaml
-
-        return load_yaml(config), read_official_checkpoint(checkpoint)
-
-    @staticmethod
-    def config_from_official(options):
-        from v2v.compat.fomm import model_config_from_official
-
-        return model_config_from_official(options)
-
-    @staticmethod
-    def checkpoint_filter_fn(state_dict, cfg):
-        from v2v.compat.fomm import map_official_state_dict
-
-        return {f"{part}.{k}": v for part in ("kp_detector", "generator")
-                for k, v in map_official_state_dict(part, state_dict[part]).items()}
-
-
-class _Vid2VidAdapter:
-    @staticmethod
-    def _g0(checkpoint):
-        p = os.fspath(checkpoint)
-        return os.path.join(p, "latest_net_G0.pth") if os.path.isdir(p) else p
-
-    @staticmethod
-    def detect(checkpoint, config=None):
-        return os.path.basename(_Vid2VidAdapter._g0(checkpoint)).endswith("_net_G0.pth") \
-            and os.path.isfile(_Vid2VidAdapter._g0(checkpoint))
-
-    @staticmethod
-    def read_official(checkpoint, config=None):
-        from v2v.compat.vid2vid import load_official_state, read_official_options
-
-        g0 = _Vid2VidAdapter._g0(checkpoint)
-        return read_official_options(config or os.path.dirname(g0) or "."), load_official_state(g0)
-
-    @staticmethod
-    def config_from_official(options):
-        from v2v.compat import vid2vid
-
-        return vid2vid.config_from_official_options(options)
-
-    @staticmethod
-    def checkpoint_filter_fn(state_dict, cfg):
-        from v2v.compat.vid2vid import map_generator_key
-
-        out = {}
-        for k, v in state_dict.items():
-            if k.endswith("num_batches_tracked"):
-                continue
-            nk = map_generator_key(k, cfg.n_downsample_G)
-            out[f"netG.{nk}" if nk is not None else k] = v
-            if k.endswith("running_mean") and nk is not None:
-                out[f"netG.{nk[: -len('running_mean')]}num_batches_tracked"] = torch.zeros((), dtype=torch.long)
-        return out
-
-
-_LEGACY_ADAPTERS = {"fomm": _FOMMAdapter, "vid2vid": _Vid2VidAdapter}
