@@ -218,8 +218,12 @@ def run_pca(args) -> int:
     import numpy as np
 
     from v2v.models.mocogan_hd import fit_pca
-    from v2v.nn.stylegan2 import StyleGAN2Generator, generator_config_from_state_dict, read_rosinality
-    from v2v.nn.stylegan2 import load_generator_state_dict
+    from v2v.nn.stylegan2 import (
+        StyleGAN2Generator,
+        generator_config_from_state_dict,
+        load_generator_state_dict,
+        read_rosinality,
+    )
     from v2v.utils import atomic_path
 
     sd = read_rosinality(args.image_generator)["g_ema"]
@@ -229,9 +233,8 @@ def run_pca(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for k, v in st.items():
-        with atomic_path(out / f"{k}.npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, v)
+        with atomic_path(out / f"{k}.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, v)
     print(f"wrote PCA stats of {args.samples} mapped samples (D={g.style_dim}) to {out}")
     return 0
 
@@ -259,8 +262,12 @@ def run_convert(args) -> int:
 def run_convert_stylegan2(args) -> int:
     import torch
 
-    from v2v.nn.stylegan2 import (StyleGAN2Generator, generator_config_from_state_dict, load_generator_state_dict,
-                                  read_rosinality)
+    from v2v.nn.stylegan2 import (
+        StyleGAN2Generator,
+        generator_config_from_state_dict,
+        load_generator_state_dict,
+        read_rosinality,
+    )
     from v2v.utils import atomic_path
 
     ck = read_rosinality(args.checkpoint)

@@ -248,16 +248,17 @@ def run_parity(fixture_dir: str, **_options) -> ParityReport:
     """Replay every array of ``cases.npz`` (see the fixture README) with v2v; atol 1e-4 (+ rtol 1e-4)."""
     import torch.nn.functional as F
 
+    from v2v.losses.contrastive import cosine_similarity16
     from v2v.losses.gan import gradient_penalty, relativistic_lsgan_loss
-    from v2v.models.mocogan_hd import cosine_similarity16, warp
+    from v2v.models.mocogan_hd import warp
 
     fx = Path(fixture_dir)
     rep = ParityReport("mocogan-hd", str(fx))
     cases = load_cases(fx / "cases.npz")
-    sysm, opts = build_official(str(fx), None, discriminators=True)
+    sysm, _opts = build_official(str(fx), None, discriminators=True)
     sysm.eval()
     cfg = sysm.cfg
-    t = lambda k: torch.from_numpy(cases[k])  # noqa: E731
+    t = lambda k: torch.from_numpy(cases[k])
     done: set[str] = {k for k in cases if k.startswith("in_")}
 
     def cmp(name, ours, atol=1e-4, rtol=1e-4):

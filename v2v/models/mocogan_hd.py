@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,17 +32,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from v2v.errors import V2VError
+from v2v.losses.contrastive import contrastive_loss, cosine_similarity16
 from v2v.losses.gan import GANLoss, gradient_penalty, relativistic_lsgan_loss
 from v2v.models.base import System
+from v2v.nn.biggan import BigGANProjectionDiscriminator
 from v2v.nn.patchgan import MultiscalePatchDiscriminator
-from v2v.nn.spectral_norm import spectral_norm
 from v2v.nn.stylegan2 import StyleGAN2Generator, load_generator_state_dict, read_rosinality
 from v2v.nn.video_discriminators import MultiscaleVideoDiscriminator, VideoPatchDiscriminator3d
 from v2v.registry import register_system
 
-__all__ = ["BigGANProjectionDiscriminator", "ContrastiveImageDiscriminator", "MoCoGANHDConfig",
-           "MoCoGANHDDataConfig", "MoCoGANHDSystem", "MotionGenerator", "contrastive_loss", "cosine_similarity16",
-           "fit_pca", "load_pca", "sample_warp_params", "video_discriminator", "warp"]
+__all__ = ["ContrastiveImageDiscriminator", "MoCoGANHDConfig",
+           "MoCoGANHDDataConfig", "MoCoGANHDSystem", "MotionGenerator", "fit_pca", "load_pca", "sample_warp_params", "video_discriminator", "warp"]
 
 
 @dataclass
@@ -71,6 +71,7 @@ class MoCoGANHDConfig:
     moco_t: float = 0.07
     moco_m: float = 0.999
     world_batch_size: int = 16  # q_len_eff = q_len // world_batch_size * world_batch_size
+    ndf_img: int = 64  # in-domain 2-D PatchGAN width (official constant 64)
     # video discriminator
     num_D: int = 2
     norm_D_3d: str = "instance"
@@ -231,96 +232,6 @@ def fit_pca(mapping: nn.Module, dim: int, n_samples: int = 2000, batch: int = 50
 
 
 # ----------------------------------------------------------------------------- image discriminator
-
-class _DBlock(nn.Module):
-    """BigGAN D block: [relu] conv3x3 -> relu -> conv3x3 -> [avgpool2] + shortcut (official ``DBlock``)."""
-
-    def __init__(self, cin: int, cout: int, preactivation: bool, downsample: bool):
-        super().__init__()
-        self.pre, self.down = preactivation, downsample
-        self.conv1 = spectral_norm(nn.Conv2d(cin, cout, 3, padding=1))
-        self.conv2 = spectral_norm(nn.Conv2d(cout, cout, 3, padding=1))
-        self.learnable_sc = cin != cout or downsample
-        if self.learnable_sc:
-            self.conv_sc = spectral_norm(nn.Conv2d(cin, cout, 1))
-
-    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pre:
-            x = self.conv_sc(x) if self.learnable_sc else x
-            return F.avg_pool2d(x, 2) if self.down else x
-        x = F.avg_pool2d(x, 2) if self.down else x
-        return self.conv_sc(x) if self.learnable_sc else x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(x) if self.pre else x
-        h = self.conv2(F.relu(self.conv1(h)))
-        h = F.avg_pool2d(h, 2) if self.down else h
-        return h + self.shortcut(x)
-
-
-def _biggan_arch(resolution: int, ch: int) -> list[tuple[int, int, bool]]:
-    mult = {32: ([4, 4, 4], [4, 4, 4, 4], [True, True, False, False]),
-            64: ([1, 2, 4, 8], [1, 2, 4, 8, 16], [True] * 4 + [False]),
-            128: ([1, 2, 4, 8, 16], [1, 2, 4, 8, 16, 16], [True] * 5 + [False]),
-            256: ([1, 2, 4, 8, 8, 16], [1, 2, 4, 8, 8, 16, 16], [True] * 6 + [False])}
-    if resolution not in mult:
-        raise V2VError(f"BigGAN image discriminator: video_frame_size must be one of 32, 64, 128, 256 "
-                       f"(got {resolution})")
-    ins, outs, down = mult[resolution]
-    cin = [3] + [ch * m for m in ins]
-    return [(cin[i], ch * outs[i], down[i]) for i in range(len(outs))]
-
-
-class BigGANProjectionDiscriminator(nn.Module):
-    """BigGAN D with a projection head (official ``BigGAN_D.Discriminator``), spectral norm everywhere.
-
-    ``forward(x (N,3,R,R)) -> (logit (N,1), proj (N,proj_dim))``; ``proj_only`` returns ``proj``.
-    """
-
-    def __init__(self, resolution: int = 128, D_ch: int = 96, proj_dim: int = 256):
-        super().__init__()
-        arch = _biggan_arch(resolution, D_ch)
-        self.blocks = nn.ModuleList([_DBlock(i, o, k > 0, d) for k, (i, o, d) in enumerate(arch)])
-        self.proj0 = spectral_norm(nn.Linear(arch[-1][1], proj_dim))
-        self.proj1 = spectral_norm(nn.Linear(proj_dim, proj_dim))
-        self.proj2 = spectral_norm(nn.Linear(proj_dim, proj_dim))
-        self.linear = spectral_norm(nn.Linear(proj_dim, 1))
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.orthogonal_(m.parametrizations.weight.original)
-
-    def forward(self, x: torch.Tensor, proj_only: bool = False):
-        h = x
-        for blk in self.blocks:
-            h = blk(h)
-        h = F.relu(self.proj0(F.relu(h).sum([2, 3])))
-        proj = self.proj2(F.relu(self.proj1(h)))
-        return proj if proj_only else (self.linear(h), proj)
-
-
-def pair_cos_sim(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Cosine-similarity matrix ``(Na, Nb)`` with row norms clamped at ``eps``."""
-    return (a / a.norm(dim=1, keepdim=True).clamp_min(eps)) @ (b / b.norm(dim=1, keepdim=True).clamp_min(eps)).t()
-
-
-def cosine_similarity16(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """torch-1.6 ``F.cosine_similarity(dim=1)``: ``w12 / sqrt(max(w1 * w2, eps^2))``."""
-    return (a * b).sum(1) / torch.sqrt(((a * a).sum(1) * (b * b).sum(1)).clamp_min(eps * eps))
-
-
-def contrastive_loss(l: torch.Tensor, l2: torch.Tensor, queue: torch.Tensor, moco_t: float) -> torch.Tensor:
-    """InfoNCE of two views against a queue (Eq. 4); self-similarity stays in the denominator as logit 0.
-
-    ``l, l2 (B,P)``, ``queue (Q,P)`` -> scalar ``sum_i[-log p(i,i+B) - log p(i+B,i)] / 2B``.
-    """
-    bsz = l.shape[0]
-    sim = pair_cos_sim(torch.cat([l, l2]), torch.cat([l, l2, queue.detach()]))
-    m = torch.full_like(sim, 1.0 / moco_t)
-    m.fill_diagonal_(0.0)
-    p = F.softmax(sim * m, dim=1)
-    idx = torch.arange(bsz, device=l.device)
-    return -(torch.log(p[idx, idx + bsz]).sum() + torch.log(p[idx + bsz, idx]).sum()) / (2.0 * bsz)
-
 
 class ContrastiveImageDiscriminator(nn.Module):
     """Official ``ModelD_img`` (cross-domain): D, its momentum copy ``modelD_ema``, queues ``q_real``/``q_fake``."""
@@ -492,7 +403,7 @@ class MoCoGANHDSystem(System):
                 self.D_img = ContrastiveImageDiscriminator(cfg.video_frame_size, cfg.D_ch, cfg.l_len, cfg.q_len,
                                                            cfg.moco_t, cfg.moco_m, cfg.world_batch_size)
             else:
-                self.D_img = MultiscalePatchDiscriminator(cfg.nc * 2, 64, 3, cfg.norm_D_3d, num_D=cfg.num_D,
+                self.D_img = MultiscalePatchDiscriminator(cfg.nc * 2, cfg.ndf_img, 3, cfg.norm_D_3d, num_D=cfg.num_D,
                                                           get_interm_feat=True, track_running_stats=True)
             nc, nt = (cfg.nc, cfg.n_frames_G) if cfg.cross_domain else (cfg.nc * 2, cfg.n_frames_G - 1)
             self.D_3d = video_discriminator(nc, nt, cfg.num_D, cfg.norm_D_3d, cfg.ndf_3d, cfg.ndf_max_3d)
@@ -572,6 +483,7 @@ class MoCoGANHDSystem(System):
     # -- training ------------------------------------------------------------------------------
     @classmethod
     def build_dataset(cls, data_cfg: MoCoGANHDDataConfig, split: str, model_cfg: MoCoGANHDConfig | None = None):
+        from v2v.data.clips import ClipDataset, SyntheticClips
         from v2v.data.datasets import VideoFolderDataset
 
         cfg = model_cfg or MoCoGANHDConfig()
@@ -580,7 +492,7 @@ class MoCoGANHDSystem(System):
             sp = split if os.path.isdir(os.path.join(data_cfg.root, split)) else None
             if sp is None and split != "train":
                 return None
-            return _ClipDataset(VideoFolderDataset(data_cfg.root, "clips", cfg.n_frames_G, size, data_cfg.repeats,
+            return ClipDataset(VideoFolderDataset(data_cfg.root, "clips", cfg.n_frames_G, size, data_cfg.repeats,
                                                    split=sp, stride=data_cfg.stride))
         return SyntheticClips(data_cfg, split, cfg.n_frames_G, cfg.video_frame_size)
 
@@ -653,7 +565,7 @@ class MoCoGANHDSystem(System):
         if cfg.cross_domain:
             b, s = fake.shape[0], fake.shape[-1]
             views = [warp(fake[:, i], sample_warp_params(b, s, s)) for i in (0, 0, fid, fid)]  # real2, real, fake2, fake
-            (dr2, lr2), (dr, lr), (df2, lf2), (df, lf) = (self.D_img(v) for v in views)
+            (_dr2, lr2), (dr, lr), (_df2, lf2), (df, lf) = (self.D_img(v) for v in views)
             cntr = self.D_img.contrastive(lr, lr2, lf, lf2)
             h_real, h_fake = self._hinge(dr, True), self._hinge(df, False)
             out.update({"D_img": h_real + h_fake + 2.0 * cntr, "D/contrastive": cntr.detach(),
@@ -680,57 +592,3 @@ class MoCoGANHDSystem(System):
         fake = ((self.generate(z, real.shape[1], use_noise=self.cfg.use_noise).clamp(-1, 1) + 1) / 2)
         fake = self.downsample(fake)
         return {"acd": float(acd(fake)), "flow_hist_dist": float(flow_magnitude_histogram_distance(fake, real))}
-
-
-class _ClipDataset(torch.utils.data.Dataset):
-    """``VideoFolderDataset`` clips -> ``{"video": T,3,H,W in [0,1]}``."""
-
-    def __init__(self, ds):
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"video": self.ds[i]["video"]}
-
-
-class SyntheticClips(torch.utils.data.Dataset):
-    """In-memory clips of the embedded synthetic data (puppets / toycity) at ``size``: ``{"video": T,3,H,W}``."""
-
-    def __init__(self, cfg: MoCoGANHDDataConfig, split: str, n_frames: int, size: int):
-        n = cfg.num_videos if split == "train" else max(cfg.num_videos // 4, 2)
-        self.videos = [render_clip(cfg.synthetic, cfg.seed, split, i, cfg.frames, size) for i in range(n)]
-        self.n_frames, self.repeats, self.stride = n_frames, cfg.repeats, cfg.stride
-
-    def __len__(self) -> int:
-        return len(self.videos) * self.repeats
-
-    def __getitem__(self, i: int) -> dict:
-        v = self.videos[i % len(self.videos)]
-        span = (self.n_frames - 1) * self.stride + 1
-        t0 = random.randint(0, max(v.shape[0] - span, 0))
-        return {"video": v[t0:t0 + span:self.stride]}
-
-
-def render_clip(kind: str, seed: int, split: str, index: int, frames: int, size: int) -> torch.Tensor:
-    """One embedded synthetic video (puppets: identity ``index % 4``; toycity) rendered at 2x and
-    area-downsampled to ``size`` -> float ``T,3,size,size`` in [0,1]."""
-    import cv2
-
-    from v2v.data.synthetic.common import video_rng
-
-    big = max(2 * size, 64)
-    if kind == "puppets":
-        from v2v.data.synthetic.puppets import make_identity, render_puppets
-
-        rgb = render_puppets(make_identity(seed, index % 4), video_rng(seed, split, index, "puppets"), frames,
-                             big, big).rgb
-    elif kind == "toycity":
-        from v2v.data.synthetic.toycity import render_toycity
-
-        rgb = render_toycity(video_rng(seed, split, index, "toycity"), frames, big, big).rgb
-    else:
-        raise V2VError(f"unknown synthetic data '{kind}' (valid: puppets, toycity)")
-    small = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in rgb])
-    return torch.from_numpy(small).permute(0, 3, 1, 2).float().div(255)

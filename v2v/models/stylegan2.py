@@ -86,7 +86,7 @@ class FrameDataset(torch.utils.data.Dataset):
             ds = VideoFolderDataset(cfg.root, "clips", None, (size, size), split=sp)
             frames = [ds[i]["video"] for i in range(len(ds))]
         else:
-            from v2v.models.mocogan_hd import render_clip
+            from v2v.data.clips import render_clip
 
             n = cfg.num_videos if split == "train" else max(cfg.num_videos // 4, 2)
             frames = [render_clip(cfg.synthetic, cfg.seed, split, i, cfg.frames, size) for i in range(n)]
@@ -113,8 +113,8 @@ class StyleGAN2System(System):
     def __init__(self, cfg: StyleGAN2Config, inference: bool = False):
         super().__init__()
         self.cfg = cfg
-        kw = dict(size=cfg.size, style_dim=cfg.latent, n_mlp=cfg.n_mlp, channel_multiplier=cfg.channel_multiplier,
-                  lr_mlp=cfg.lr_mlp, channels=cfg.channels)
+        kw = {"size": cfg.size, "style_dim": cfg.latent, "n_mlp": cfg.n_mlp, "channel_multiplier": cfg.channel_multiplier,
+                  "lr_mlp": cfg.lr_mlp, "channels": cfg.channels}
         self.g_ema = StyleGAN2Generator(**kw)
         self.g_ema.requires_grad_(False)
         if not inference:
