@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - one line without -v, whatever went wrong
+    except Exception as exc:
         if args.verbose:
             raise
         print(f"error: {_error_line(exc)}", file=sys.stderr)

@@ -21,13 +21,15 @@ import tempfile
 from v2v.errors import V2VError
 
 __all__ = [
+    "atomic_dir",
     "atomic_path",
     "atomic_write",
-    "atomic_dir",
-    "check_output_path",
     "check_cli_outputs",
+    "check_output_path",
     "default_file_mode",
+    "read_json",
     "seed_everything",
+    "staged_dir",
 ]
 
 
@@ -169,6 +171,38 @@ def check_cli_outputs(args) -> None:
         check_output_path(v, inputs, flag="--" + k.replace("_", "-"))
 
 
+# ------------------------------------------------------------------------------ reading
+def read_json(path, what: str = "JSON file", max_bytes: int = 256 * 2**20):
+    """Parse a JSON file; every failure is a one-line :class:`V2VError` naming the file.
+
+    Missing, a folder, not UTF-8, truncated or invalid JSON, integer literals beyond Python's
+    digit limit, nesting deep enough to exhaust the recursion limit, or a file over ``max_bytes``.
+    """
+    import json
+
+    p = os.fspath(path)
+    try:
+        if os.path.getsize(p) > max_bytes:
+            raise V2VError(f"{p}: {what} is larger than {max_bytes >> 20} MiB")
+        with open(p, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise V2VError(f"{what} not found: {p}") from None
+    except IsADirectoryError:
+        raise V2VError(f"{p}: is a folder, expected a {what}") from None
+    except json.JSONDecodeError as e:
+        why = "empty" if not e.doc.strip() else f"{e.msg} at line {e.lineno} column {e.colno}"
+        raise V2VError(f"{p}: not a valid {what} ({why}; truncated?)") from None
+    except UnicodeDecodeError:
+        raise V2VError(f"{p}: not a valid {what} (not UTF-8 text)") from None
+    except RecursionError:
+        raise V2VError(f"{p}: not a valid {what} (nested too deeply)") from None
+    except ValueError as e:  # e.g. an integer literal beyond the digit limit
+        raise V2VError(f"{p}: not a valid {what} ({str(e)[:100]})") from None
+    except OSError as e:
+        raise V2VError(f"{p}: cannot read {what} ({e.strerror or e})") from None
+
+
 # ------------------------------------------------------------------------------ atomic writes
 def _prepare_parent(path: str) -> str:
     d = os.path.dirname(os.path.abspath(path))
@@ -225,11 +259,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs):
     """Open a temp file for writing; it replaces ``path`` only if the block succeeds."""
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
@@ -272,6 +305,39 @@ def atomic_dir(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike):
+    """Yield a temp folder beside ``path``; on success its files are moved into ``path``.
+
+    Unlike :func:`atomic_dir` the existing folder is kept (files of the same name are replaced,
+    others stay), so a command can write into a folder that already holds other results; on an
+    exception nothing reaches ``path``. Each file lands with ``os.replace`` (a planted symlink is
+    replaced, never written through).
+    """
+    import shutil
+
+    target = os.path.abspath(os.fspath(path))
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise V2VError(f"cannot write folder {path}: a file is in the way")
+    parent = _prepare_parent(target)
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise V2VError(f"cannot write folder {path}: {e.strerror or e}") from None
+    try:
+        yield tmp
+        for dirpath, dirnames, filenames in os.walk(tmp):
+            rel = os.path.relpath(dirpath, tmp)
+            dst_dir = target if rel == "." else os.path.join(target, rel)
+            if os.path.islink(dst_dir) or (os.path.lexists(dst_dir) and not os.path.isdir(dst_dir)):
+                os.unlink(dst_dir)  # never write through a symlinked subfolder
+            os.makedirs(dst_dir, mode=0o777, exist_ok=True)
+            for name in filenames:
+                os.replace(os.path.join(dirpath, name), os.path.join(dst_dir, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def seed_everything(seed: int) -> None:

@@ -18,7 +18,7 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
 
 def _png(samples: np.ndarray, color_type: int, depth: int, plte=None, trns=None) -> bytes:
     """A minimal PNG encoder: ``samples`` (H, W, C) of ints < 2**depth, filter 0, one IDAT."""
-    h, w, c = samples.shape
+    h, w, _c = samples.shape
     rows = []
     for y in range(h):
         row = samples[y].reshape(-1)

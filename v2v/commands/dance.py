@@ -94,12 +94,19 @@ def _load_target(path, target_hw, fmt_23: bool):
     from v2v.errors import V2VError
 
     if os.path.isfile(path) and path.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-        if "target_stats" not in d:
+        from v2v.utils import read_json
+
+        d = read_json(path, "stats file from `v2v pose normalize`")
+        if not isinstance(d, dict) or "target_stats" not in d:
             raise V2VError(f"{path}: not a stats file from `v2v pose normalize` (no 'target_stats')")
-        hw = tuple(d.get("target_hw") or target_hw or (1080, 1920))
-        return KeypointStats.from_dict(d["target_stats"]), hw, d.get("format", "BODY_23")
+        hw = d.get("target_hw") or target_hw or (1080, 1920)
+        if not (isinstance(hw, (list, tuple)) and len(hw) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65536 for v in hw)):
+            raise V2VError(f"{path}: target_hw must be [height, width] in pixels, got {str(hw)[:40]}")
+        fmt = d.get("format", "BODY_23")
+        if fmt not in ("BODY_23", "BODY_25", "COCO_18"):
+            raise V2VError(f"{path}: unknown pose format {str(fmt)[:40]!r} (BODY_23, BODY_25 or COCO_18)")
+        return KeypointStats.from_dict(d["target_stats"], f"{path}: target_stats"), tuple(hw), fmt
     seq = extract_poses(path, "auto" if os.path.isdir(path) else "openpose")
     hw = target_hw or seq.frame_hw or (1080, 1920)
     frames = [f.to_body23() if (f is not None and fmt_23) else f for f in seq.frames]
@@ -250,31 +257,70 @@ def run_dance(args) -> int:
 
 
 def run_extract(args) -> int:
-    from v2v.data.pose import write_openpose_json
+    from v2v.data.pose import find_pose_sequences, write_openpose_json
     from v2v.data.pose_backends import extract_poses
+    from v2v.utils import atomic_write, staged_dir
 
-    seq = extract_poses(args.source, args.backend)
-    os.makedirs(args.out, exist_ok=True)
-    for t, f in enumerate(seq.frames):
-        name = seq.names[t] if t < len(seq.names) else f"frame{t:06d}"
-        write_openpose_json(os.path.join(args.out, f"{name}_keypoints.json"), f)
-    meta = {"source": os.fspath(args.source), "frame_hw": list(seq.frame_hw) if seq.frame_hw else None, "fps": seq.fps}
-    with open(os.path.join(args.out, "meta.json"), "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-    print(f"wrote {len(seq.frames)} pose files to {args.out}")
+    # a dataset root of per-sequence folders is processed sequence by sequence, mirrored in --out
+    seqs = [("", args.source)]
+    if os.path.isdir(args.source) and args.backend in ("auto", "openpose", "puppets"):
+        seqs = find_pose_sequences(args.source)
+    total = 0
+    with staged_dir(args.out) as stage:
+        for rel, folder in seqs:
+            seq = extract_poses(folder, args.backend)
+            out = os.path.join(stage, rel)
+            os.makedirs(out, exist_ok=True)
+            for t, f in enumerate(seq.frames):
+                name = seq.names[t] if t < len(seq.names) else f"frame{t:06d}"
+                write_openpose_json(os.path.join(out, f"{name}_keypoints.json"), f)
+            meta = {"source": os.fspath(folder), "frame_hw": list(seq.frame_hw) if seq.frame_hw else None,
+                    "fps": seq.fps}
+            with atomic_write(os.path.join(out, "meta.json"), "w", encoding="utf-8") as fh:
+                json.dump(meta, fh)
+            total += len(seq.frames)
+    where = f" in {len(seqs)} sequences" if len(seqs) > 1 or seqs[0][0] else ""
+    print(f"wrote {total} pose files{where} to {args.out}")
     return 0
+
+
+def _meta_hw(m, path):
+    """``frame_hw`` of a meta.json (None when absent); a wrong type is a one-line error."""
+    from v2v.errors import V2VError
+
+    hw = m.get("frame_hw") if isinstance(m, dict) else None
+    if hw is None:
+        return None
+    if not (isinstance(hw, list) and len(hw) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65536 for v in hw)):
+        raise V2VError(f"{path}: frame_hw must be [height, width] in pixels, got {str(hw)[:40]}")
+    return tuple(hw)
 
 
 def _seq_hw(seq, given, what):
     hw = _hw(given, what) or seq.frame_hw
     if hw is None and os.path.isfile(os.path.join(seq.source, "meta.json")):
-        with open(os.path.join(seq.source, "meta.json"), encoding="utf-8") as f:
-            m = json.load(f)
-        hw = tuple(m["frame_hw"]) if m.get("frame_hw") else None
+        from v2v.utils import read_json
+
+        m = read_json(os.path.join(seq.source, "meta.json"), "meta.json")
+        hw = _meta_hw(m, os.path.join(seq.source, "meta.json"))
     return tuple(hw) if hw else (1080, 1920)
 
 
 def run_normalize(args) -> int:
+    from v2v.data.pose import find_pose_sequences
+    from v2v.utils import staged_dir
+
+    # --source may be a dataset root of per-sequence folders: each is normalised to the target and
+    # written under the same relative path in --out
+    seqs = find_pose_sequences(args.source)
+    with staged_dir(args.out) as stage:
+        for rel, folder in seqs:
+            _normalize_one(args, folder, os.path.join(stage, rel), os.path.join(args.out, rel))
+    return 0
+
+
+def _normalize_one(args, source, out_dir, shown_out) -> None:
     import numpy as np
 
     from v2v.data.pose import write_openpose_json
@@ -282,19 +328,19 @@ def run_normalize(args) -> int:
     from v2v.data.pose_norm import compute_norm_params, keypoint_stats, normalize_frames, smooth_sequence
     from v2v.utils import atomic_write
 
-    src = extract_poses(args.source, "openpose" if not os.path.isdir(os.path.join(args.source, "openpose")) else "puppets")
+    src = extract_poses(source, "openpose" if not os.path.isdir(os.path.join(source, "openpose")) else "puppets")
     tgt = extract_poses(args.target, "openpose" if not os.path.isdir(os.path.join(args.target, "openpose")) else "puppets")
     src_hw = _seq_hw(src, args.source_size, "--source-size")
     tgt_hw = _seq_hw(tgt, args.target_size, "--target-size")
     tframes = [f.to_body23() if f is not None else None for f in tgt.frames]
     tst = keypoint_stats(tframes, (0, len(tframes)), 5000, rng=np.random.default_rng(args.seed), frame_hw=tgt_hw,
                          name=f"target poses {args.target}")
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     if args.official:
         frames = [_to_target_space(f, src_hw, tgt_hw) for f in src.frames]
         frames = [f.to_body23() if f is not None else None for f in frames]
         sst = keypoint_stats(frames, (0, len(frames)), 20000, rng=np.random.default_rng(args.seed), frame_hw=tgt_hw,
-                             name=f"source poses {args.source}")
+                             name=f"source poses {source}")
         params = compute_norm_params(tst, sst, args.target_median_frac, args.source_median_frac)
         res = [r for r in normalize_frames(frames, params, int(tgt_hw[1])) if r.frame is not None]
         out = smooth_sequence([r.frame for r in res], args.smooth, "official") if args.smooth > 1 else [r.frame for r in res]
@@ -305,55 +351,70 @@ def run_normalize(args) -> int:
         sst = None
         names = src.names
     for name, f in zip(names, out):
-        write_openpose_json(os.path.join(args.out, f"{name}_keypoints.json"), f)
+        write_openpose_json(os.path.join(out_dir, f"{name}_keypoints.json"), f)
     info = {"norm_params": params.to_dict(), "target_stats": tst.to_dict(), "target_hw": list(tgt_hw),
             "source_hw": list(src_hw), "format": "BODY_23"}
-    with atomic_write(os.path.join(args.out, "norm_params.json"), "w", encoding="utf-8") as f:
+    with atomic_write(os.path.join(out_dir, "norm_params.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
-    with atomic_write(os.path.join(args.out, "norm_params.txt"), "w", encoding="utf-8") as f:
+    with atomic_write(os.path.join(out_dir, "norm_params.txt"), "w", encoding="utf-8") as f:
         f.write(params.norm_params_txt())
-    with open(os.path.join(args.out, "meta.json"), "w", encoding="utf-8") as f:
-        json.dump({"frame_hw": list(tgt_hw), "source": os.fspath(args.source)}, f)
-    print(f"wrote {len(out)} normalised pose files to {args.out}; scale close/far "
+    with atomic_write(os.path.join(out_dir, "meta.json"), "w", encoding="utf-8") as f:
+        json.dump({"frame_hw": list(tgt_hw), "source": os.fspath(source)}, f)
+    print(f"wrote {len(out)} normalised pose files to {shown_out}; scale close/far "
           f"{params.scale_close:.4f}/{params.scale_far:.4f}, translation {params.translation}")
     del sst
-    return 0
 
 
 def run_render(args) -> int:
+    from v2v.data.pose import find_pose_sequences
+    from v2v.errors import V2VError
+    from v2v.utils import staged_dir
+
+    # one pose file, one sequence folder, or a dataset root of per-sequence folders (mirrored)
+    seqs = [("", args.source)] if os.path.isfile(args.source) else find_pose_sequences(args.source)
+    S = int(args.size)
+    n = 0
+    with staged_dir(args.out) as stage:
+        for rel, folder in seqs:
+            n += _render_one(args, folder, os.path.join(stage, rel), S)
+    if n == 0:
+        raise V2VError(f"{args.source}: no frame with exactly one person to render")
+    print(f"wrote {n} label images ({2 * S}x{S}) to {args.out}")
+    return 0
+
+
+def _render_one(args, source, out_dir, S) -> int:
     from v2v.data.image import write_image
     from v2v.data.pose import frame_key, list_pose_files, read_pose
     from v2v.data.pose_backends import extract_poses
     from v2v.data.pose_render import render_label
-    from v2v.errors import V2VError
+    from v2v.utils import atomic_write
 
-    if os.path.isfile(args.source):
-        files, hw = [args.source], _hw(args.frame_size, "--frame-size")
+    if os.path.isfile(source):
+        files, hw = [source], _hw(args.frame_size, "--frame-size")
     else:
-        seq = extract_poses(args.source, "openpose" if not os.path.isdir(os.path.join(args.source, "openpose")) else "puppets")
-        files = list_pose_files(args.source)
+        seq = extract_poses(source, "openpose" if not os.path.isdir(os.path.join(source, "openpose")) else "puppets")
+        files = list_pose_files(source)
         hw = _hw(args.frame_size, "--frame-size") or seq.frame_hw
-        if hw is None and os.path.isfile(os.path.join(args.source, "meta.json")):
-            with open(os.path.join(args.source, "meta.json"), encoding="utf-8") as f:
-                hw = tuple(json.load(f).get("frame_hw") or ()) or None
+        if hw is None and os.path.isfile(os.path.join(source, "meta.json")):
+            from v2v.utils import read_json
+
+            hw = _meta_hw(read_json(os.path.join(source, "meta.json"), "meta.json"), os.path.join(source, "meta.json"))
     hw = tuple(hw) if hw else (1080, 1920)
-    S = int(args.size)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     n = 0
     for p in files:
         fr = read_pose(p)
         if fr is None or fr.num_people != 1:
             continue  # the official renderer skips empty / multi-person frames
+        # labels S x 2S and the face box of the official graph_train.py --output_dim S (128x128 box
+        # clamped to 512x1024 at every S, as makebox128 does)
         label, box = render_label(fr, hw, (S, 2 * S), (1080, 1920), args.num_face_keypoints, args.map_25_to_23,
-                                  with_box=True, box_hw=(128, 128) if S == 512 else None, strict_box=False)
+                                  with_box=True, box_hw=(128, 128), strict_box=False, box_limit_hw=(512, 1024))
         name = frame_key(p)
-        write_image(os.path.join(args.out, f"{name}.png"), label)
+        write_image(os.path.join(out_dir, f"{name}.png"), label)
         if args.facetexts:
-            os.makedirs(os.path.join(args.out, "facetexts"), exist_ok=True)
-            with open(os.path.join(args.out, "facetexts", f"{name}.txt"), "w", encoding="utf-8") as f:
+            with atomic_write(os.path.join(out_dir, "facetexts", f"{name}.txt"), "w", encoding="utf-8") as f:
                 f.write(" ".join(str(v) for v in box))
         n += 1
-    if n == 0:
-        raise V2VError(f"{args.source}: no frame with exactly one person to render")
-    print(f"wrote {n} label images ({2 * S}x{S}) to {args.out}")
-    return 0
+    return n

@@ -15,7 +15,10 @@ Conventions
 -----------
 Keypoints here are **pixel** coordinates of the source frame, float64 arrays ``(K, 3)`` holding
 ``(x, y, confidence)``: x to the right, y down, origin at the top-left pixel. An undetected joint is
-``(0, 0, 0)``; confidence 0 always means "missing". (Normalized ``B,K,2`` [-1,1] keypoints, the
+``(0, 0, 0)``; confidence 0 always means "missing". A keypoint whose x, y or confidence is NaN or
+±Inf, or whose coordinate lies beyond ±1e5 px (e.g. ``1e308``, or an integer too large for a float),
+is treated the same way, as undetected (set to ``(0, 0, 0)``), with one warning per file giving the
+count (:func:`sanitize_keypoints`); the file is not refused. (Normalized ``B,K,2`` [-1,1] keypoints, the
 library-wide convention, are produced by :meth:`PoseFrame.normalized`.) Face arrays are ``(70, 3)``,
 hand arrays ``(21, 3)``; a part that the file does not have is all zeros (undetected).
 
@@ -43,6 +46,7 @@ __all__ = [
     "HAND_21",
     "JOINT_NAMES",
     "PoseFrame",
+    "find_pose_sequences",
     "frame_key",
     "list_pose_files",
     "map_body25_to_body23",
@@ -50,6 +54,7 @@ __all__ = [
     "read_openpose_yml",
     "read_pose",
     "read_pose_sequence",
+    "sanitize_keypoints",
     "write_openpose_json",
 ]
 
@@ -166,15 +171,63 @@ def _body_format(n_values: int, path: str, what: str = "pose_keypoints_2d") -> s
                    f"54 (COCO-18) per person, i.e. 3 values (x, y, confidence) per keypoint")
 
 
+#: Coordinates beyond this many pixels (any sign) are treated as undetected: no camera frame is
+#: that large, and such values (1e308, integers too large for a float) overflow OpenCV's drawing.
+MAX_COORD = 1e5
+
+
+def _to_float(v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise TypeError(v)
+    try:
+        return float(v)
+    except OverflowError:  # an integer too large for a float
+        return float("inf")
+
+
+def sanitize_keypoints(arr: np.ndarray, path: str = "", what: str = "keypoints") -> np.ndarray:
+    """Set keypoints with a non-finite value or a coordinate beyond :data:`MAX_COORD` to ``(0, 0, 0)``.
+
+    This is how OpenPose marks an undetected point (confidence 0), so every later stage (drawing,
+    normalisation, face boxes) skips them. Logs one warning per file with the number of points.
+
+    Args:
+        arr: ``(K, 3)`` float64 ``(x, y, confidence)``.
+    Returns:
+        the same array, fixed in place.
+    """
+    bad = ~np.isfinite(arr).all(axis=1) | (np.abs(arr[:, :2]) > MAX_COORD).any(axis=1)
+    n = int(bad.sum())
+    if n:
+        arr[bad] = 0.0
+        _warn_bad(path, what, n)
+    return arr
+
+
+#: total keypoints treated as undetected because of non-finite / out-of-range values (this process)
+BAD_KEYPOINTS = {"count": 0, "files": 0}
+
+
+def _warn_bad(path: str, what: str, n: int) -> None:
+    import logging
+
+    BAD_KEYPOINTS["count"] += n
+    BAD_KEYPOINTS["files"] += 1
+    logging.getLogger(__name__).warning(
+        "%s: %d %s with non-finite or out-of-range (|x|,|y| > %g px) values treated as undetected "
+        "(confidence 0)", path, n, what, MAX_COORD)
+
+
 def _part_array(values, k: int, path: str, what: str) -> np.ndarray:
     if values is None or len(values) == 0:
         return _zeros(k)
     if len(values) != 3 * k:
         raise V2VError(f"{path}: {what} has {len(values)} values; expected {3 * k} ({k} keypoints x 3) or none")
     try:
-        return np.asarray([float(v) for v in values], dtype=np.float64).reshape(k, 3)
+        arr = np.asarray([_to_float(v) for v in values], dtype=np.float64).reshape(k, 3)
     except (TypeError, ValueError):
         raise V2VError(f"{path}: {what} holds a non-number value") from None
+    return sanitize_keypoints(arr, path, what)
 
 
 def read_openpose_json(path: str | os.PathLike) -> PoseFrame | None:
@@ -186,9 +239,15 @@ def read_openpose_json(path: str | os.PathLike) -> PoseFrame | None:
             data = json.load(f)
     except FileNotFoundError:
         raise V2VError(f"pose file not found: {path}") from None
+    except IsADirectoryError:
+        raise V2VError(f"{path}: is a folder, expected an OpenPose JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise V2VError(f"{path}: not valid OpenPose JSON ({getattr(exc, 'msg', exc)}"
                        f"{f', line {exc.lineno}' if hasattr(exc, 'lineno') else ''})") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+        raise V2VError(f"{path}: not valid OpenPose JSON ({str(exc)[:120]})") from None
+    except RecursionError:
+        raise V2VError(f"{path}: not valid OpenPose JSON (nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise V2VError(f"{path}: not an OpenPose JSON file (expected a top-level object with a 'people' list)")
     frames = []
@@ -223,6 +282,8 @@ def _read_yml_values(path: str) -> tuple[list[int] | None, list[float]]:
             lines = f.readlines()
     except FileNotFoundError:
         raise V2VError(f"pose file not found: {path}") from None
+    except IsADirectoryError:
+        raise V2VError(f"{path}: is a folder, expected an OpenCV YAML keypoint file") from None
     except UnicodeDecodeError:
         raise V2VError(f"{path}: not an OpenCV YAML keypoint file (binary content)") from None
     stripped = [ln.strip() for ln in lines]
@@ -249,6 +310,8 @@ def _read_yml_values(path: str) -> tuple[list[int] | None, list[float]]:
         values = [float(x.strip()) for x in body.split(",") if x.strip()]
     except ValueError:
         raise V2VError(f"{path}: 'data' holds a non-number value") from None
+    if sizes is not None and any(v < 0 or v > 10**7 for v in sizes):
+        raise V2VError(f"{path}: bad 'sizes' entry {sizes} (negative or absurdly large)")
     return sizes, values
 
 
@@ -271,7 +334,7 @@ def _yml_part(path: str, per_person: int | None, what: str) -> list[np.ndarray]:
     if sizes and len(sizes) == 3 and sizes[0] * sizes[1] * sizes[2] != len(values):
         raise V2VError(f"{path}: 'sizes' {sizes} does not match the {len(values)} data values")
     arr = np.asarray(values, dtype=np.float64).reshape(-1, k, 3)
-    return list(arr)
+    return [sanitize_keypoints(a, path, what) for a in arr]
 
 
 def _yml_stem(path: str) -> str:
@@ -356,6 +419,53 @@ def list_pose_files(folder: str | os.PathLike) -> list[str]:
     if not files:
         raise V2VError(f"{folder}: no OpenPose keypoint files (*.json or *_pose.yml)")
     return [os.path.join(folder, n) for n in sorted(files, key=_natural_key)]
+
+
+def _has_pose_files(folder: str) -> bool:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    if "openpose" in names and os.path.isdir(os.path.join(folder, "openpose")):
+        return True
+    return any((n.lower().endswith(".json") and n not in _NOT_POSE_FILES) or n.endswith("_pose.yml")
+               for n in names)
+
+
+def find_pose_sequences(root: str | os.PathLike, max_depth: int = 4) -> list[tuple[str, str]]:
+    """``(relative path, folder)`` of every pose sequence under ``root``, in natural order.
+
+    ``root`` is either one sequence (pose files directly in it, or a puppets-style ``openpose/``
+    subfolder): ``[("", root)]``; or a dataset root of per-sequence folders, as OpenPose and
+    DensePose datasets are laid out (``poses-openpose/<sequence>/*.json``, nested up to
+    ``max_depth`` levels): one entry per folder that holds pose files, with its path relative to
+    ``root`` so that outputs can mirror the structure. Hidden folders are skipped.
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise V2VError(f"pose folder not found: {root}")
+    if _has_pose_files(root):
+        return [("", root)]
+    found = []
+
+    def walk(folder: str, depth: int):
+        try:
+            subs = sorted((e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")),
+                          key=_natural_key)
+        except OSError:
+            return
+        for name in subs:
+            path = os.path.join(folder, name)
+            if _has_pose_files(path):
+                found.append((os.path.relpath(path, root), path))
+            elif depth < max_depth:
+                walk(path, depth + 1)
+
+    walk(root, 1)
+    if not found:
+        raise V2VError(f"{root}: no OpenPose keypoint files (*.json or *_pose.yml), neither in it nor in "
+                       "per-sequence subfolders")
+    return found
 
 
 def read_pose_sequence(folder: str | os.PathLike) -> list[PoseFrame | None]:

@@ -88,10 +88,49 @@ class KeypointStats:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> KeypointStats:
-        d = dict(d)
-        d["tiptoe_to_height"] = {float(k): list(v) for k, v in d.get("tiptoe_to_height", [])}
-        return cls(**d)
+    def from_dict(cls, d: dict, name: str = "target_stats") -> KeypointStats:
+        """Validate and load :meth:`to_dict` output; a missing key or a wrong type is a V2VError."""
+        from v2v.errors import V2VError
+
+        if not isinstance(d, dict):
+            raise V2VError(f"{name}: expected an object of keypoint statistics, got {type(d).__name__}")
+        scalars = ("maxheight", "mintoe", "maxtoe", "avemintoe", "minmaxtoe", "median")
+        missing = [k for k in scalars if k not in d]
+        if missing:
+            raise V2VError(f"{name}: incomplete keypoint statistics (missing {', '.join(missing)})")
+        unknown = sorted(set(d) - set(scalars) - {"tiptoes", "tiptoe_to_height", "draws", "count"})
+        if unknown:
+            raise V2VError(f"{name}: unknown keypoint statistics key(s) {', '.join(unknown)}")
+
+        def num(key, v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+                raise V2VError(f"{name}.{key}: expected a finite number, got {str(v)[:40]!r}")
+            return float(v)
+
+        def nums(key, v):
+            if not isinstance(v, list):
+                raise V2VError(f"{name}.{key}: expected a list of numbers")
+            return [num(key, x) for x in v]
+
+        out = {k: num(k, d[k]) for k in scalars}
+        out["tiptoes"] = nums("tiptoes", d.get("tiptoes", []))
+        pairs = d.get("tiptoe_to_height", [])
+        if isinstance(pairs, dict):
+            pairs = list(pairs.items())
+        if not isinstance(pairs, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+            raise V2VError(f"{name}.tiptoe_to_height: expected a list of [tiptoe, [heights]] pairs")
+        try:
+            out["tiptoe_to_height"] = {num("tiptoe_to_height", float(k) if isinstance(k, str) else k):
+                                       nums("tiptoe_to_height", v) for k, v in pairs}
+        except ValueError:
+            raise V2VError(f"{name}.tiptoe_to_height: a key is not a number") from None
+        draws = d.get("draws", [])
+        if not isinstance(draws, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in draws):
+            raise V2VError(f"{name}.draws: expected a list of frame indices")
+        count = d.get("count", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise V2VError(f"{name}.count: expected a non-negative integer")
+        return cls(draws=list(draws), count=count, **out)
 
 
 def keypoint_stats(frames: Sequence[PoseFrame | None], spread=None, stophere: int = 20000, draws=None,

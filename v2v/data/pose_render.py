@@ -201,7 +201,7 @@ def to_canvas(frame: PoseFrame, frame_hw, canvas_hw=(1080, 1920), map_25_to_23: 
 
 def render_label(frame: PoseFrame, frame_hw, out_hw=(512, 1024), canvas_hw=(1080, 1920),
                  num_face_keypoints: int = 8, map_25_to_23: bool = False,
-                 with_box: bool = False, box_hw=None, strict_box: bool = True):
+                 with_box: bool = False, box_hw=None, strict_box: bool = True, box_limit_hw=None):
     """Render one frame's keypoints (source-frame pixels of a ``frame_hw`` frame) to a label image.
 
     Defaults are the official ``graph_train.py --output_dim 512``: 1080x1920 canvas, 512x1024
@@ -212,7 +212,7 @@ def render_label(frame: PoseFrame, frame_hw, out_hw=(512, 1024), canvas_hw=(1080
     label = _lanczos(canvas, out_hw)
     if not with_box:
         return label
-    return label, face_box(cf, canvas_hw, out_hw, box_hw, strict=strict_box)
+    return label, face_box(cf, canvas_hw, out_hw, box_hw, strict=strict_box, limit_hw=box_limit_hw)
 
 
 def face_center(frame: PoseFrame, strict: bool = False):
@@ -256,11 +256,31 @@ def make_box(miny, maxy, minx, maxx, box_hw=(128, 128), limit_hw=(512, 1024)):
     return int(miny), int(maxy), int(minx), int(maxx)
 
 
+#: The official ``graph_train.py --facetexts`` box: ``makebox128`` always makes a 128x128 box and
+#: clamps it to 512 rows x 1024 columns, whatever ``--output_dim`` is (only the scale follows it).
+OFFICIAL_BOX_HW = (128, 128)
+OFFICIAL_BOX_LIMIT_HW = (512, 1024)
+
+
+def official_face_box(frame_in_canvas: PoseFrame, output_dim: int = 512, boxbuffer: float = 70.0,
+                      strict: bool = False):
+    """The face box the official ``graph_train.py --facetexts --output_dim S`` writes.
+
+    ``aveface`` of the canvas-space (1080x1920) body, +-``boxbuffer`` canvas pixels, scaled by
+    ``S/1080`` and ``2S/1920`` with ``int()``, then ``makebox128`` (a 128x128 box pushed inside 512
+    x 1024, the constants of the official code at every ``S``). Returns ``(miny, maxy, minx, maxx)``.
+    """
+    return face_box(frame_in_canvas, (1080, 1920), (int(output_dim), 2 * int(output_dim)), OFFICIAL_BOX_HW,
+                    float(boxbuffer), strict=strict, limit_hw=OFFICIAL_BOX_LIMIT_HW)
+
+
 def face_box(frame_in_canvas: PoseFrame, canvas_hw=(1080, 1920), out_hw=(512, 1024), box_hw=None,
-             buffer: float | None = None, strict: bool = True):
+             buffer: float | None = None, strict: bool = True, limit_hw=None):
     """Face box ``(miny, maxy, minx, maxx)`` in ``out_hw`` label pixels for keypoints in canvas
     pixels. Defaults are the official ones (70 px buffer, 128x128 box at 512x1024); for other sizes
-    the box and buffer scale with the output/canvas height (box rounded to a multiple of 8)."""
+    the box and buffer scale with the output/canvas height (box rounded to a multiple of 8), and the
+    box is kept inside ``limit_hw`` (default ``out_hw``). For the official files at any output size
+    use :func:`official_face_box`."""
     ch, cw = canvas_hw
     oh, ow = out_hw
     if buffer is None:
@@ -275,4 +295,4 @@ def face_box(frame_in_canvas: PoseFrame, canvas_hw=(1080, 1920), out_hw=(512, 10
     miny = int(max(ay - buffer, 0) * scaley)
     maxx = int(min(ax + buffer, cw) * scalex)
     maxy = int(min(ay + buffer, ch) * scaley)
-    return make_box(miny, maxy, minx, maxx, box_hw, (oh, ow))
+    return make_box(miny, maxy, minx, maxx, box_hw, tuple(limit_hw) if limit_hw else (oh, ow))
