@@ -5,9 +5,9 @@ Read top to bottom as the paper's figure:
 1. a **pose label** (skeleton rendering, RGB in [0,1]; see :mod:`v2v.data.pose_render`) and the
    **previous output frame** are concatenated (6 channels) and fed to a pix2pixHD generator
    (:class:`v2v.nn.pix2pixhd.GlobalGenerator`, or its ``LocalEnhancer`` for 1024x512; official
-   submodule layout, so official weights load by key) - the temporal-smoothing setup (Sec. 4.2):
+   submodule layout, so official weights load by key) - the paper's "Temporal smoothing" setup:
    training generates two consecutive frames, the second conditioned on the first;
-2. a **face residual generator** (``GlobalGenerator`` or ``UnetGenerator``; Sec. 4.2, "Face GAN")
+2. a **face residual generator** (``GlobalGenerator`` or ``UnetGenerator``; the paper's "Face GAN")
    adds a residual inside the face box: ``I = G_out`` with ``I[box] = G_out[box] + faceG(cat(label[box],
    G_out[box]))`` (not clamped);
 3. a **multi-scale PatchGAN** judges ``cat(label_t, label_t+1, I_t, I_t+1)`` (frame pairs) and a
@@ -150,9 +150,9 @@ class DanceGenerator(nn.Module):
                 raise V2VError(f"model.face_gtype: expected 'global' or 'unet', got {face_gtype!r}")
 
     def step_raw(self, label: torch.Tensor, prev: torch.Tensor | None, boxes=None, features: bool = False) -> dict:
-        """One frame of the temporally-smoothed chain (Sec. 4.2, "Temporal smoothing"):
+        """One frame of the temporally-smoothed chain (paper, "Temporal smoothing"):
         ``G(x_t, G(x_{t-1}))`` plus the face residual ``r = G_f(x_F, G(x)_F)`` pasted into the face
-        box (Sec. 4.2, "Face GAN")."""
+        box (paper, "Face GAN")."""
         if prev is None:
             prev = torch.zeros_like(label[:, : self.output_nc])
         out = {}
@@ -258,6 +258,10 @@ class DanceSystem(System):
     def losses_raw(self, label0, label1, real0, real1, boxes) -> dict:
         """Official training forward (``Pix2PixHDModel.forward``). Labels in [0,1], reals in [-1,1].
 
+        The objective: the paper's ``L_smooth`` (``netD`` judges the frame pair with both labels,
+        LSGAN over scales), pix2pixHD's feature matching and VGG terms (pix2pixHD Eq. 3-4, shared
+        :func:`v2v.losses.feature_matching.feature_matching_loss` / ``VGGLoss``), and the paper's
+        ``L_face`` (``netDface`` on the face crops, x0.5 per frame) plus VGG on the face crops.
         Returns the official loss terms plus ``G``/``D`` totals and the generated frames."""
         cfg = self.cfg
         s0 = self.generator.step_raw(label0, None, boxes)
