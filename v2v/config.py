@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from typing import Any
@@ -111,15 +112,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise V2VError(f"config key '{key}': expected an integer, got {value!r}")
         if isinstance(value, int):
-            return value
+            return check_size(key, value)
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            return check_size(key, int(value))
         if isinstance(value, str):
             try:
-                return int(value)
+                return check_size(key, int(value))
             except ValueError:
                 pass
-        raise V2VError(f"config key '{key}': expected an integer, got {value!r}")
+        raise V2VError(f"config key '{key}': expected an integer, got {str(value)[:40]!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -137,6 +138,25 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value not in args:
             raise V2VError(f"config key '{key}': expected one of {list(args)}, got {value!r}")
         return value
+    return value
+
+
+#: config keys that size tensors (widths, channels, layer and block counts, keypoints, image
+#: sizes): refused outside [0, MAX_SIZE] before any model is built (ngf = 2**40 would try to
+#: allocate petabytes; a negative count is meaningless)
+_SIZE_KEY = re.compile(
+    r"(^|_)(ngf|ndf|nef|nf|ch|channels?|width|widths|dim|dims|depth|size|sizes|features?|nc|kp|"
+    r"num_\w+|n_\w+|\w+_nc|\w+_ngf|\w+_ndf|\w+_channels|\w+_features|\w+_dim|blocks?|layers?|"
+    r"block_expansion|max_features|num_kp|num_channels|latent_dim|style_dim|label_channels)$")
+MAX_SIZE = 65536
+
+
+def check_size(key: str, value: int) -> int:
+    """``value`` when ``key`` is not a size-like key or lies in ``[0, MAX_SIZE]``; else V2VError."""
+    name = str(key).rsplit(".", 1)[-1].split("[", 1)[0]
+    if _SIZE_KEY.search(name) and not 0 <= value <= MAX_SIZE:
+        raise V2VError(f"config key '{key}' = {str(value)[:24]} is out of range [0, {MAX_SIZE}] "
+                       "(refused before allocating)")
     return value
 
 

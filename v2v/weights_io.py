@@ -100,7 +100,13 @@ def _not_ours_message(path: str, exc: Exception) -> str:
     kind = ""
     if head[:2] == b"PK" or head[:1] == b"\x80":
         kind = " (it looks like a torch.save pickle: an official checkpoint? convert it with `v2v convert <system>`)"
-    return f"{path} is not a v2v weights file (expected safetensors){kind}: {type(exc).__name__}: {exc}"
+    from v2v.errors import clean_text
+
+    # the library's own text can be long, carry the file's bytes or escape codes: keep a short, clean gist
+    why = clean_text(str(exc), 120)
+    if "weights_only" in why:
+        why = ""
+    return f"{path} is not a v2v weights file (expected safetensors){kind}" + (f": {why}" if why else "")
 
 
 def _fmt_shape(t) -> str:

@@ -7,12 +7,14 @@ serializations both work, and storages saved on ``cuda:0`` land on the CPU.
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 
 from v2v.errors import V2VError
 
-__all__ = ["OPTION_FILES", "official_state_dict", "parse_option_value", "read_options", "torch_load_official"]
+__all__ = ["OPTION_FILES", "official_state_dict", "parse_option_value", "read_options", "torch_load_official",
+           "validate_options"]
 
 
 def torch_load_official(path: str | os.PathLike, what: str = "checkpoint"):
@@ -23,7 +25,24 @@ def torch_load_official(path: str | os.PathLike, what: str = "checkpoint"):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
-        raise V2VError(f"{path}: cannot read as a torch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise V2VError(checkpoint_error_message(path, exc)) from None
+
+
+def checkpoint_error_message(path: str, exc: BaseException) -> str:
+    """What is wrong with a file torch could not load with ``weights_only=True``, and what to do.
+
+    Never repeats torch's own text (it advises re-running with ``weights_only=False``, i.e.
+    executing the file's pickled code, and may carry the file's escape codes)."""
+    text = str(exc)
+    if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
+        return (f"{path}: not a plain weights file (it holds pickled Python objects beyond tensors); "
+                "v2v never unpickles code: convert it to a plain state dict on a trusted machine "
+                "(torch.save(model.state_dict(), ...)) and load that")
+    if isinstance(exc, (EOFError, RuntimeError)) and ("zip" in text.lower() or "eof" in text.lower()
+                                                      or "central directory" in text.lower()):
+        return f"{path}: truncated or corrupt torch checkpoint (re-download or re-save it)"
+    return (f"{path}: cannot read as a torch checkpoint ({type(exc).__name__}); "
+            "expected a file written by torch.save holding a state dict of tensors")
 
 
 def official_state_dict(path: str | os.PathLike, what: str = "checkpoint",
@@ -96,7 +115,11 @@ def read_options(path: str | os.PathLike, required: str | None = None, what: str
             with open(p, encoding="utf-8") as f:
                 data = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise V2VError(f"{p}: invalid JSON ({exc})") from None
+            raise V2VError(f"{p}: invalid JSON ({exc}; truncated?)") from None
+        except RecursionError:
+            raise V2VError(f"{p}: invalid JSON (nested too deeply)") from None
+        except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+            raise V2VError(f"{p}: invalid JSON ({str(exc)[:100]})") from None
         opts = data.get("options", data) if isinstance(data, dict) else data
         if not isinstance(opts, dict):
             raise V2VError(f"{p}: expected a JSON object of {what} options")
@@ -112,4 +135,49 @@ def read_options(path: str | os.PathLike, required: str | None = None, what: str
                 opts[k.strip()] = parse_option_value(v)
     if required and required not in opts:
         raise V2VError(f"{p}: not an {what} option dump (no '{required}' option)")
+    validate_options(opts, p)
+    return opts
+
+
+# Official option names shared by the pix2pixHD family (vid2vid, EDN, ...) and their types. Sizes
+# and widths are also range-checked, so a dump saying ngf=2**40 is refused before any allocation.
+_SIZE_OPTION = re.compile(
+    r"^(ngf|ndf|nef|feat_num|h_dim|latent_dim|style_dim|n_mlp|loadSize|fineSize|load_size|crop_size|"
+    r"\w*_nc|\w*_ngf|\w*_ndf|n_downsample\w*|n_blocks\w*|n_layers\w*|num_D|n_frames\w*|n_scales\w*|"
+    r"n_local_enhancers|batchSize|display_winsize)$")
+_FLOAT_OPTION = re.compile(r"^(lr|beta1|beta2|lambda_\w*)$")
+_BOOL_OPTION = re.compile(r"^(no_\w*|use_\w*|isTrain|continue_train|serial_batches|no_flip|fp16|verbose)$")
+_STR_OPTION = re.compile(r"^(netG|netD|norm|model|dataset_mode|resize_or_crop|faceGtype|name|which_epoch)$")
+#: largest width / size / count an option may hold (a 65536-channel conv is already ~17 GB)
+MAX_SIZE_OPTION = 65536
+
+
+def validate_options(opts: dict, path: str = "options") -> dict:
+    """Type- and range-check the options whose meaning is shared across official dumps.
+
+    A wrong type (``ngf: abc``, ``no_flip: 3``, a truncated list) or an absurd size
+    (``ngf: 1099511627776``, negative counts) is a one-line :class:`V2VError` naming the file and
+    option. Unknown options are left alone. Returns ``opts``.
+    """
+    for k, v in opts.items():
+        if v is None or not isinstance(k, str):
+            continue
+        if _SIZE_OPTION.match(k):
+            vals = [v]
+            for x in vals:
+                if isinstance(x, float) and x.is_integer():
+                    x = int(x)
+                if isinstance(x, bool) or not isinstance(x, int):
+                    raise V2VError(f"{path}: option '{k}' must be an integer, got {str(v)[:40]!r}")
+                if not 0 <= x <= MAX_SIZE_OPTION:
+                    raise V2VError(f"{path}: option '{k}' = {str(x)[:24]} is out of range [0, {MAX_SIZE_OPTION}] "
+                                   "(it would allocate absurd memory)")
+        elif _FLOAT_OPTION.match(k):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+                raise V2VError(f"{path}: option '{k}' must be a finite number, got {str(v)[:40]!r}")
+        elif _BOOL_OPTION.match(k):
+            if not (isinstance(v, bool) or (isinstance(v, int) and v in (0, 1))):
+                raise V2VError(f"{path}: option '{k}' must be True or False, got {str(v)[:40]!r}")
+        elif _STR_OPTION.match(k) and not isinstance(v, str):
+            raise V2VError(f"{path}: option '{k}' must be a name, got {str(v)[:40]!r}")
     return opts
