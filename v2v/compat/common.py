@@ -152,6 +152,15 @@ _STR_OPTION = re.compile(r"^(netG|netD|norm|model|dataset_mode|resize_or_crop|fa
 MAX_SIZE_OPTION = 65536
 
 
+def _finite(v) -> bool:
+    import math
+
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def validate_options(opts: dict, path: str = "options") -> dict:
     """Type- and range-check the options whose meaning is shared across official dumps.
 
@@ -173,7 +182,7 @@ def validate_options(opts: dict, path: str = "options") -> dict:
                     raise V2VError(f"{path}: option '{k}' = {str(x)[:24]} is out of range [0, {MAX_SIZE_OPTION}] "
                                    "(it would allocate absurd memory)")
         elif _FLOAT_OPTION.match(k):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
                 raise V2VError(f"{path}: option '{k}' must be a finite number, got {str(v)[:40]!r}")
         elif _BOOL_OPTION.match(k):
             if not (isinstance(v, bool) or (isinstance(v, int) and v in (0, 1))):
