@@ -369,6 +369,9 @@ def add_bench_arguments(p):
     p.add_argument("--rss-frames", type=int, default=0,
                    help="extra streamed frames to check memory flatness (RSS sampled each frame)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--stream-only", action="store_true",
+                   help="only stream --frames label maps (first frames from the single-image G when the arch has "
+                        "one): CPU-s per frame, RSS per frame and peak RSS (no loop, no FLOP count)")
 
 
 def _rss_mb() -> float:
@@ -498,6 +501,8 @@ def run_bench(args) -> int:
     T = max(args.frames, tG)
     labels, insts = _random_street_sequence(T, hw, cfg.label_nc, seed=args.seed)
     _print_machine()
+    if args.stream_only:
+        return _stream_only(system, cfg, labels, insts, hw, T)
     gflop = generator_flops(system, cfg, hw) / 1e9
     conv_gflops = measure_conv_gflops()
     first = [torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(i)) for i in range(tG - 1)]
@@ -563,6 +568,28 @@ def run_bench(args) -> int:
               f"{max(rss[-q:]):.0f} MB (growth {max(rss[-q:]) - max(rss[:q]):+.0f} MB); peak RSS {_peak_rss_mb():.0f} MB")
     else:
         print(f"  peak RSS {_peak_rss_mb():.0f} MB")
+    return 0
+
+
+def _stream_only(system, cfg, labels, insts, hw, T) -> int:
+    import time
+
+    import torch
+
+    from v2v.models.vid2vid import Vid2VidStream
+
+    st = Vid2VidStream(system.netG, cfg, first_generator=getattr(system, "netG_i", None), norm_stats="batch")
+    rss, secs = [], []
+    with torch.inference_mode():
+        for t in range(T):
+            t0 = time.process_time()
+            st.step(labels[t:t + 1], insts[t:t + 1] if cfg.use_instance else None)
+            secs.append(time.process_time() - t0)
+            rss.append(_rss_mb())
+    gen = secs[cfg.n_frames_G - 1:]
+    print(f"vid2vid stream {hw[0]}x{hw[1]}, {cfg.n_scales_spatial} scale(s), {T} label maps: "
+          f"{sum(gen) / max(1, len(gen)):.1f} CPU-s per generated frame, first frames {secs[0]:.1f} CPU-s; "
+          f"RSS per frame (MB) {' '.join(f'{r:.0f}' for r in rss)}; peak RSS {_peak_rss_mb():.0f} MB")
     return 0
 
 
