@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-
 import pytest
+import torch
 
 from v2v.errors import V2VError
 from v2v.models.fomm import Animator, FOMMModelConfig, FOMMSystem, normalize_kp
@@ -175,9 +174,9 @@ def test_short_training_lowers_heldout_reconstruction(tmp_path, run_cli):
     """`v2v train` on synthetic puppets (64x64, a few steps, L1 pyramid instead of VGG since no
     ImageNet weights are available offline) lowers the held-out reconstruction L1."""
     from v2v.data.synthetic.puppets import generate_puppets
-    from v2v.weights_io import load_weights
     from v2v.train.config import load_experiment
     from v2v.utils import seed_everything
+    from v2v.weights_io import load_weights
 
     data = tmp_path / "pup"
     generate_puppets(data, videos=4, frames=8, size=(64, 64), seed=0, split="train", progress=False)
@@ -202,3 +201,117 @@ def test_short_training_lowers_heldout_reconstruction(tmp_path, run_cli):
     l_before, l_after = before.evaluate(batch)["rec_l1"], after.evaluate(batch)["rec_l1"]
     assert l_after < 0.85 * l_before, (l_before, l_after)
     assert np.isfinite(l_after)
+
+
+# ----------------------------------------------------------------------------- inference paths (issue 19)
+
+
+def _official_make_animation(kp_detector, generator, source_hwc, frames_hwc):
+    """The official make_animation(relative=True, adapt_movement_scale=True) loop, verbatim in
+    structure: HWC float arrays permuted to NCHW views, one frame per call, the source re-encoded
+    by every generator call."""
+    from v2v.models.fomm import normalize_kp
+
+    preds = []
+    with torch.no_grad():
+        source = torch.tensor(source_hwc[np.newaxis].astype(np.float32)).permute(0, 3, 1, 2)
+        driving = torch.tensor(np.array(frames_hwc)[np.newaxis].astype(np.float32)).permute(0, 4, 1, 2, 3)
+        kp_source = {k: v for k, v in kp_detector(source).items() if k in ("value", "jacobian")}
+        kp_init = None
+        for t in range(driving.shape[2]):
+            kp_d = {k: v for k, v in kp_detector(driving[:, :, t]).items() if k in ("value", "jacobian")}
+            kp_init = kp_init or kp_d
+            kp_norm = normalize_kp(kp_source, kp_d, kp_init, adapt_movement_scale=True, use_relative_movement=True,
+                                   use_relative_jacobian=True)
+            preds.append(generator(source, kp_norm, kp_source)["prediction"][0].permute(1, 2, 0).numpy())
+    return np.stack(preds)
+
+
+def _run_paths(system, source_hwc, frames_hwc, batch=4):
+    """(exact, fast) predictions N,H,W,3 through the CLI's Animator paths (fast: BN folded, channels_last)."""
+    import copy
+
+    from v2v.commands.fomm import _to_tensor
+    from v2v.nn.fuse import fuse_for_inference
+
+    src8 = (np.asarray(source_hwc) * 255).round().astype(np.uint8) if source_hwc.dtype != np.uint8 else source_hwc
+    exact = Animator(system.kp_detector, system.generator, _to_tensor(src8, "cpu"), adapt_scale=True, exact=True)
+    kp, gen = copy.deepcopy(system.kp_detector), copy.deepcopy(system.generator)
+    fuse_for_inference(kp, gen)
+    fast = Animator(kp, gen, _to_tensor(src8, "cpu"), adapt_scale=True)
+    out_e, out_f = [], []
+    for i in range(0, len(frames_hwc), batch):
+        chunk = _to_tensor(list(frames_hwc[i:i + batch]), "cpu")
+        out_e.append(torch.cat([exact(chunk[j:j + 1]) for j in range(len(chunk))]))
+        out_f.append(fast(chunk))
+    return (torch.cat(out_e).permute(0, 2, 3, 1).numpy(), torch.cat(out_f).permute(0, 2, 3, 1).numpy())
+
+
+def test_exact_and_fast_paths_on_the_official_fixture(shared):
+    """exact <= 1e-4 and fast <= 1e-3 against the official make_animation arrays."""
+    from v2v.compat.fomm import load_fomm
+
+    fx = shared / "fixtures" / "fomm"
+    system = load_fomm(fx / "00000099-checkpoint.pth.tar", fx / "config.yaml")
+    cases = np.load(fx / "cases.npz")
+    src = cases["source"][0].transpose(1, 2, 0)
+    video = cases["driving_video"][0].transpose(1, 2, 3, 0)  # T,H,W,3 float in [0,1]
+    import copy
+
+    from v2v.nn.fuse import fuse_for_inference
+
+    exact = Animator(system.kp_detector, system.generator, torch.from_numpy(src.copy())[None].permute(0, 3, 1, 2),
+                     adapt_scale=True, exact=True)
+    kp, gen = copy.deepcopy(system.kp_detector), copy.deepcopy(system.generator)
+    fuse_for_inference(kp, gen)
+    fast = Animator(kp, gen, torch.from_numpy(src.copy())[None].permute(0, 3, 1, 2), adapt_scale=True)
+    frames = torch.from_numpy(video.copy()).permute(0, 3, 1, 2)
+    expected = cases["anim_rel_adapt_prediction"][:, 0]
+    assert np.abs(exact(frames).numpy() - expected).max() <= 1e-4
+    assert np.abs(fast(frames).numpy() - expected).max() <= 1e-3
+
+
+def test_exact_and_fast_paths_on_a_long_moving_clip(shared):
+    """72 frames of the real driving clip (moving face) at 64x64 with the fixture's official
+    checkpoint: the exact path stays within 1e-4 of the official per-frame loop on every frame,
+    the fast path within 1e-3."""
+    from v2v.commands.fomm import square_resize
+    from v2v.compat.fomm import load_fomm
+    from v2v.data.image import read_image
+    from v2v.data.video import open_video
+
+    fx = shared / "fixtures" / "fomm"
+    system = load_fomm(fx / "00000099-checkpoint.pth.tar", fx / "config.yaml")
+    with open_video(shared / "data" / "animation" / "driving" / "00.mp4") as r:
+        frames = np.stack([square_resize(f, 64) for f in r.read(max_frames=72)])
+    src = square_resize(read_image(shared / "data" / "animation" / "source" / "statue-02.png"), 64)
+    assert len(frames) == 72
+    motion = np.abs(frames.astype(np.float32) - frames[:1]).mean(axis=(1, 2, 3)) / 255
+    assert motion.max() > 0.03  # the clip moves
+    ref = _official_make_animation(system.kp_detector, system.generator, src / 255.0, frames / 255.0)
+    exact, fast = _run_paths(system, src, frames)
+    d_exact = np.abs(exact - ref).max(axis=(1, 2, 3))
+    d_fast = np.abs(fast - ref).max(axis=(1, 2, 3))
+    assert d_exact.max() <= 1e-4, d_exact.max()
+    assert d_fast.max() <= 1e-3, d_fast.max()
+    assert np.abs(ref - ref[:1]).max() > 0.05  # the predictions move too
+
+
+def test_precision_refusal_is_one_fast_line(tmp_path, run_cli, monkeypatch):
+    """bf16/fp16 on a CPU without native support: one line, before anything is read (the files
+    named here do not exist; the refusal comes first). Its latency is measured by the benchmark."""
+    from v2v.precision import native_modes
+
+    monkeypatch.setattr("v2v.precision.cpu_info", lambda: ("Test CPU", frozenset({"avx2"})))
+    assert native_modes("cpu")["bf16"] is not None
+    rc, _, err = run_cli("animate", "--config", "x.yaml", "--checkpoint", "x.pth.tar", "--source", "x.png",
+                         "--driving", "x.mp4", "--out", tmp_path / "o.mp4", "--precision", "bf16", "--device", "cpu")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "no native bf16" in err and "fp32" in err
+    monkeypatch.setattr("v2v.precision.cpu_info", lambda: ("Test CPU", frozenset({"avx2", "amx_bf16"})))
+    from v2v.precision import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "bf16" and resolve_precision("bf16", "cpu") == "bf16"
+    rc, _, err = run_cli("animate", "--config", "x.yaml", "--checkpoint", "x.pth.tar", "--source", "x.png",
+                         "--driving", "x.mp4", "--out", tmp_path / "o.mp4", "--precision", "bf16", "--exact",
+                         "--device", "cpu")
+    assert rc == 2 and "--exact runs in fp32" in err

@@ -24,8 +24,18 @@ def register(cli):
                         "(face-alignment landmarks when FAN weights are present, else FOMM keypoints)")
     p.add_argument("--size", type=int, default=None,
                    help="working resolution (square); default: the config's image size")
-    p.add_argument("--batch-frames", type=int, default=4, help="driving frames per forward pass (default 4)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision")
+    p.add_argument("--batch-frames", type=int, default=4,
+                   help="driving frames per forward pass of the fast path (default 4)")
+    p.add_argument("--exact", action="store_true",
+                   help="the exact path: every frame alone, as the official make_animation (<= 1e-4 from it); "
+                        "default: the fast path (channels_last, BatchNorm folded, batched; <= 1e-3)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="compute precision; bf16/fp16 only where the device runs them natively (refused "
+                        "otherwise); auto (default) = the fastest native mode (fp32 on CPUs without "
+                        "AVX512-BF16/AMX); --exact needs fp32")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="torch (default) or onnxruntime (runs the graphs of `v2v export fomm`: pass their "
+                        "folder as --checkpoint)")
     p.add_argument("--quality", type=float, default=8, help="output video quality 0..10 (default 8)")
     p.set_defaults(func=run_animate)
 
@@ -39,6 +49,17 @@ def register(cli):
     q.add_argument("fixture_dir", help="directory with *.pth.tar, *.yaml and cases.npz")
     q.add_argument("--atol", type=float, default=1e-4, help="max abs error allowed (default 1e-4)")
     q.set_defaults(func=run_parity)
+
+    e = cli.group_command("export", "fomm", help="export FOMM for torch-free runtimes: keypoint detector, source "
+                                                 "encoder and per-frame decoder as ONNX graphs")
+    e.add_argument("--config", required=True, help="official FOMM YAML or a v2v fomm YAML")
+    e.add_argument("--checkpoint", required=True, help="official .pth.tar or v2v .safetensors")
+    e.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
+    e.add_argument("--out", required=True, help="output folder (kp_detector.onnx, fomm_source.onnx, "
+                                                "fomm_decoder.onnx, fomm_onnx.json)")
+    e.add_argument("--size", type=int, default=None, help="image size (default: the config's)")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.set_defaults(func=run_export)
 
     b = cli.group_command("bench", "fomm", help="benchmark FOMM animation (runs tools/bench_fomm.py)")
     b.add_argument("bench_args", nargs="*", help="arguments for tools/bench_fomm.py (after --)")
@@ -87,7 +108,7 @@ def _normalize_points(pts):
     return pts / np.sqrt(area)
 
 
-def find_best_frame(source_img, reader, size: int, system, device, log=print) -> int:
+def find_best_frame(source_img, reader, size: int, kp_detector, device, log=print) -> int:
     """Index of the driving frame whose normalized pose is closest to the source's."""
     import numpy as np
 
@@ -110,7 +131,7 @@ def find_best_frame(source_img, reader, size: int, system, device, log=print) ->
 
         def pose(img):
             with torch.inference_mode():
-                kp = system.kp_detector(_to_tensor(img, device))["value"][0].float().cpu().numpy()
+                kp = kp_detector(_to_tensor(img, device))["value"][0].float().cpu().numpy()
             return _normalize_points(kp.astype(np.float64))
 
     ref = pose(source_img)
@@ -131,65 +152,122 @@ def find_best_frame(source_img, reader, size: int, system, device, log=print) ->
 
 
 def run_animate(args) -> int:
+    from v2v.errors import V2VError
+    from v2v.precision import resolve_precision
+
+    precision = resolve_precision(args.precision, args.device)  # torch-free: refuses in milliseconds
+    if args.exact and precision != "fp32":
+        if args.precision != "auto":
+            raise V2VError(f"--exact runs in fp32 (the official precision); drop --precision {args.precision}")
+        precision = "fp32"
+    if args.batch_frames < 1:
+        raise V2VError(f"--batch-frames must be >= 1, got {args.batch_frames}")
+    info = animate_file(args.config, args.checkpoint, args.source, args.driving, args.out, mode=args.mode,
+                        adapt_scale=args.adapt_scale, find_best=args.find_best_frame, size=args.size,
+                        batch_frames=args.batch_frames, exact=args.exact, precision=precision,
+                        backend=args.backend, device=args.device, quality=args.quality,
+                        log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {args.out}: {info['frames']} frames at {info['fps']:g} fps, {info['size']}x{info['size']} "
+          f"({args.mode}{', adapt-scale' if args.adapt_scale else ''}, {'exact' if args.exact else 'fast'}, "
+          f"{precision}, {args.backend})")
+    return 0
+
+
+def load_animation_model(config, checkpoint, exact: bool = False, backend: str = "torch", device="cpu"):
+    """The networks `v2v animate` runs: (kp_detector, generator, image size) for torch (the fast
+    path fuses BatchNorm and uses channels_last), or an ONNX session set for onnxruntime."""
+    if backend == "onnxruntime":
+        from v2v.export.fomm_onnx import OnnxFOMM
+
+        onnx = OnnxFOMM(checkpoint)
+        return onnx, None, onnx.image_size
+    from v2v.compat.fomm import load_fomm
+    from v2v.nn.fuse import fuse_for_inference
+
+    system = load_fomm(checkpoint, config, device=device)
+    if not exact:
+        fuse_for_inference(system.kp_detector, system.generator)
+    return system.kp_detector, system.generator, system.cfg.image_size
+
+
+def animate_file(config, checkpoint, source_path, driving_path, out_path, mode="relative", adapt_scale=False,
+                 find_best=False, size=None, batch_frames=4, exact=False, precision="fp32", backend="torch",
+                 device="auto", quality=8, log=print, progress=True, on_frames=None) -> dict:
+    """Everything `v2v animate` does after parsing (also what tools/bench_fomm.py times): load,
+    stream the driving video in chunks of ``batch_frames`` (``exact``: still one frame per
+    forward), write each chunk at once. ``on_frames(predictions N,3,H,W)`` sees every chunk
+    (benchmark). Returns ``{"frames", "fps", "size", "t_load", "t_total"}``."""
     import torch
     from tqdm import tqdm
 
-    from v2v.compat.fomm import load_fomm
     from v2v.data.image import read_image
     from v2v.data.video import VideoWriter, open_video
     from v2v.device import resolve_device
     from v2v.errors import V2VError
     from v2v.models.fomm import Animator
+    from v2v.precision import autocast_dtype
 
-    if args.batch_frames < 1:
-        raise V2VError(f"--batch-frames must be >= 1, got {args.batch_frames}")
-    device = resolve_device(args.device)
-    system = load_fomm(args.checkpoint, args.config, device=device)
-    size = args.size or system.cfg.image_size
+    device = resolve_device(device)
+    kp_detector, generator, image_size = load_animation_model(config, checkpoint, exact, backend, device)
+    size = size or image_size
     if size < 16:
         raise V2VError(f"--size must be >= 16, got {size}")
-    src = square_resize(read_image(args.source), size)
+    src = square_resize(read_image(source_path), size)
     source = _to_tensor(src, device)
-    reader = open_video(args.driving)
+    reader = open_video(driving_path)
     frames = iter(reader)
     try:
         first = next(frames)
     except StopIteration:
-        raise V2VError(f"{args.driving}: the driving video has no frames") from None
-    dtype = torch.bfloat16 if args.precision == "bf16" else None
-    anim = Animator(system.kp_detector, system.generator, source, mode=args.mode,
-                    adapt_scale=args.adapt_scale, autocast_dtype=dtype)
-    if args.find_best_frame:
-        with open_video(args.driving) as r2:
-            best = find_best_frame(src, r2, size, system, device, log=lambda m: print(m, file=sys.stderr))
-        with open_video(args.driving) as r3:
+        raise V2VError(f"{driving_path}: the driving video has no frames") from None
+    if backend == "onnxruntime":
+        anim = kp_detector.animator(source.cpu().numpy(), mode=mode, adapt_scale=adapt_scale)
+    else:
+        anim = Animator(kp_detector, generator, source, mode=mode, adapt_scale=adapt_scale, exact=exact,
+                        autocast_dtype=autocast_dtype(precision))
+    if find_best:
+        with open_video(driving_path) as r2:
+            best = find_best_frame(src, r2, size, kp_detector, device, log=log)
+        with open_video(driving_path) as r3:
             for i, f in enumerate(r3):
                 if i == best:
                     anim.set_initial(_to_tensor(square_resize(f, size), device))
                     break
-        print(f"find-best-frame: initial driving frame {best}", file=sys.stderr)
-    total = reader.num_frames
+        log(f"find-best-frame: initial driving frame {best}")
     n = 0
-    with VideoWriter(args.out, fps=reader.fps, quality=args.quality) as writer, \
-            tqdm(total=total, unit="frame", desc="animate", disable=None) as bar:
+    chunk = 1 if exact else batch_frames
+    with VideoWriter(out_path, fps=reader.fps, quality=quality) as writer, \
+            tqdm(total=reader.num_frames, unit="frame", desc="animate", disable=None if progress else True) as bar:
         buf = [square_resize(first, size)]
 
         def flush():
             nonlocal n
-            pred = anim(_to_tensor(buf, device))
-            writer.write(pred.clamp(0, 1).cpu())
+            with torch.inference_mode():
+                pred = anim(_to_tensor(buf, device))
+                writer.write(pred.clamp(0, 1).cpu())
+                if on_frames is not None:
+                    on_frames(pred)
             n += len(buf)
             bar.update(len(buf))
             buf.clear()
 
         for f in frames:
-            if len(buf) == args.batch_frames:
+            if len(buf) == chunk:
                 flush()
             buf.append(square_resize(f, size))
         flush()
     reader.close()
-    print(f"wrote {args.out}: {n} frames at {reader.fps:g} fps, {size}x{size} ({args.mode}"
-          f"{', adapt-scale' if args.adapt_scale else ''}, {args.precision})")
+    return {"frames": n, "fps": reader.fps, "size": size}
+
+
+def run_export(args) -> int:
+    from v2v.compat.fomm import load_fomm
+    from v2v.export.fomm_onnx import export_fomm_onnx
+
+    system = load_fomm(args.checkpoint, args.config)
+    for p in export_fomm_onnx(system.kp_detector, system.generator, args.out, args.size or system.cfg.image_size,
+                              opset=args.opset):
+        print(f"wrote {p}")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Exporters to torch-free runtimes (ONNX)."""
