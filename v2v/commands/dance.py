@@ -33,6 +33,8 @@ def register(cli):
     p.add_argument("--no-normalize", action="store_true", help="skip global pose normalisation")
     p.add_argument("--labels-out", default=None, help="also write the rendered label images to this folder")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-audio", action="store_true",
+                   help="drop the source video's sound (by default a source video's audio is copied, trimmed)")
     p.set_defaults(func=run_dance)
 
     p = cli.group_command("pose", "extract", help="extract poses (OpenPose JSON per frame) from a video or folder")
@@ -253,6 +255,11 @@ def run_dance(args) -> int:
     if params is not None:
         msg += f"; normalisation scale close/far {params.scale_close:.3f}/{params.scale_far:.3f}"
     print(msg)
+    if not args.no_audio and os.path.isfile(args.source_video):
+        from v2v.data.audio import copy_audio
+
+        if copy_audio(args.source_video, args.out):
+            print(f"kept the audio of {args.source_video}")
     return 0
 
 

@@ -37,6 +37,10 @@ def register(cli):
                    help="torch (default) or onnxruntime (runs the graphs of `v2v export fomm`: pass their "
                         "folder as --checkpoint)")
     p.add_argument("--quality", type=float, default=8, help="output video quality 0..10 (default 8)")
+    p.add_argument("--no-audio", action="store_true",
+                   help="drop the driving video's sound (by default it is copied into the output, trimmed)")
+    p.add_argument("--auto-crop", action="store_true",
+                   help="find the face in the driving video and animate a stable square crop of it (v2v crop)")
     p.set_defaults(func=run_animate)
 
     c = cli.group_command("convert", "fomm", help="official FOMM .pth.tar + YAML -> v2v safetensors + YAML")
@@ -162,11 +166,23 @@ def run_animate(args) -> int:
         precision = "fp32"
     if args.batch_frames < 1:
         raise V2VError(f"--batch-frames must be >= 1, got {args.batch_frames}")
+    crop = None
+    if args.auto_crop:
+        from v2v.commands.crop import auto_crop_box
+
+        crop = auto_crop_box(args.driving, log=lambda m: print(m, file=sys.stderr))
+        if crop is None:
+            raise V2VError(f"{args.driving}: --auto-crop found no face; crop it with `v2v crop` or drop --auto-crop")
     info = animate_file(args.config, args.checkpoint, args.source, args.driving, args.out, mode=args.mode,
                         adapt_scale=args.adapt_scale, find_best=args.find_best_frame, size=args.size,
                         batch_frames=args.batch_frames, exact=args.exact, precision=precision,
                         backend=args.backend, device=args.device, quality=args.quality,
-                        log=lambda m: print(m, file=sys.stderr))
+                        log=lambda m: print(m, file=sys.stderr), crop=crop)
+    if not args.no_audio:
+        from v2v.data.audio import copy_audio
+
+        if copy_audio(args.driving, args.out):
+            print(f"kept the audio of {args.driving}", file=sys.stderr)
     print(f"wrote {args.out}: {info['frames']} frames at {info['fps']:g} fps, {info['size']}x{info['size']} "
           f"({args.mode}{', adapt-scale' if args.adapt_scale else ''}, {'exact' if args.exact else 'fast'}, "
           f"{precision}, {args.backend})")
@@ -192,11 +208,12 @@ def load_animation_model(config, checkpoint, exact: bool = False, backend: str =
 
 def animate_file(config, checkpoint, source_path, driving_path, out_path, mode="relative", adapt_scale=False,
                  find_best=False, size=None, batch_frames=4, exact=False, precision="fp32", backend="torch",
-                 device="auto", quality=8, log=print, progress=True, on_frames=None) -> dict:
+                 device="auto", quality=8, log=print, progress=True, on_frames=None, crop=None) -> dict:
     """Everything `v2v animate` does after parsing (also what tools/bench_fomm.py times): load,
     stream the driving video in chunks of ``batch_frames`` (``exact``: still one frame per
     forward), write each chunk at once. ``on_frames(predictions N,3,H,W)`` sees every chunk
-    (benchmark). Returns ``{"frames", "fps", "size", "t_load", "t_total"}``."""
+    (benchmark). ``crop``: ``(left, top, right, bottom)`` cut from every driving frame first
+    (``--auto-crop``). Returns ``{"frames", "fps", "size", "t_load", "t_total"}``."""
     import torch
     from tqdm import tqdm
 
@@ -214,8 +231,11 @@ def animate_file(config, checkpoint, source_path, driving_path, out_path, mode="
         raise V2VError(f"--size must be >= 16, got {size}")
     src = square_resize(read_image(source_path), size)
     source = _to_tensor(src, device)
+    def cropped(r):
+        return (f[crop[1]:crop[3], crop[0]:crop[2]] for f in r) if crop else r
+
     reader = open_video(driving_path)
-    frames = iter(reader)
+    frames = iter(cropped(reader))
     try:
         first = next(frames)
     except StopIteration:
@@ -227,9 +247,9 @@ def animate_file(config, checkpoint, source_path, driving_path, out_path, mode="
                         autocast_dtype=autocast_dtype(precision))
     if find_best:
         with open_video(driving_path) as r2:
-            best = find_best_frame(src, r2, size, kp_detector, device, log=log)
+            best = find_best_frame(src, cropped(r2), size, kp_detector, device, log=log)
         with open_video(driving_path) as r3:
-            for i, f in enumerate(r3):
+            for i, f in enumerate(cropped(r3)):
                 if i == best:
                     anim.set_initial(_to_tensor(square_resize(f, size), device))
                     break
