@@ -290,23 +290,23 @@ def run_parity(fixture_dir: str, atol: float = 1e-4, modconv: str = "grouped", *
     cmp("b_ds_real", ds(s_real))
     for h in hooks:
         h.remove()
-    for pre in (0, 1):
+    for pre in (0, 1):  # the configured switch and the alternative one, same weights
         tag = f"b_dt_fake_prepool{pre}"
-        if tag not in cases:
-            continue
         dt.prepool = bool(pre)
-        hooks = [dt.blocks3d[-1].register_forward_hook(lambda m, i, o: feats.__setitem__("res3d", o)),
-                 dt.blocks[0].register_forward_hook(lambda m, i, o: feats.__setitem__("attn", o)),
-                 dt.linear.register_forward_hook(lambda m, i, o: feats.__setitem__("feat", i[0]))]
-        reload()
-        cmp(tag, dt(fake))
-        cmp(tag + "_res3d_out", feats["res3d"])
-        cmp(tag + "_attn_out", feats["attn"])
-        cmp(tag + "_feat", feats["feat"])
-        for h in hooks:
-            h.remove()
-        reload()
-        cmp(f"b_dt_real_prepool{pre}", dt(real))
+        if tag in cases:
+            hooks = [dt.blocks3d[-1].register_forward_hook(lambda m, i, o: feats.__setitem__("res3d", o)),
+                     dt.blocks[0].register_forward_hook(lambda m, i, o: feats.__setitem__("attn", o)),
+                     dt.linear.register_forward_hook(lambda m, i, o: feats.__setitem__("feat", i[0]))]
+            reload()
+            cmp(tag, dt(fake))
+            cmp(tag + "_res3d_out", feats["res3d"])
+            cmp(tag + "_attn_out", feats["attn"])
+            cmp(tag + "_feat", feats["feat"])
+            for h in hooks:
+                h.remove()
+        if f"b_dt_real_prepool{pre}" in cases:
+            reload()
+            cmp(f"b_dt_real_prepool{pre}", dt(real))
     dt.prepool = cfg.dt_prepool
     a_ds, a_dt = t("alpha_ds"), t("alpha_dt")
     from v2v.losses.gan import gradient_penalty
