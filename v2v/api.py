@@ -63,24 +63,19 @@ def build_system(name: str, model_cfg, inference: bool = True):
 def load_state(system: torch.nn.Module, state: dict, where: str) -> torch.nn.Module:
     """Strictly load ``state`` (our keys) into ``system``: the one check every loader uses.
 
-    Keys of training-only networks (``netD.*``, ``discriminator.*``: top-level modules the
-    inference-built system does not have) are ignored; EMA copies (``ema.*``) replace nothing
-    here (see :func:`load`); everything else must match in name and shape.
+    Keys under top-level names the inference-built system does not have (its training-only
+    networks: discriminators, ...) are ignored; inside the networks it has, every key must match
+    in name and shape, and none may be missing (V2VError naming the first mismatches).
     """
     from v2v.weights_io import check_state_dict
 
-    children = set(system._modules)
-    got = {k: v for k, v in state.items() if k.split(".", 1)[0] in children or not _training_only(k)}
-    check_state_dict(system.state_dict(), got, where, strict=True)
+    expected = system.state_dict()
+    present = set(system._modules) | {k.split(".", 1)[0] for k in expected}
+    got = {k: v for k, v in state.items() if k.split(".", 1)[0] in present}
+    check_state_dict(expected, got, where, strict=True)
     with torch.no_grad():
         system.load_state_dict(got, strict=True)
     return system
-
-
-def _training_only(key: str) -> bool:
-    """A key of a discriminator (the networks an inference-built system leaves out)."""
-    top = key.split(".", 1)[0]
-    return top.startswith(("netD", "disc")) or "discriminator" in top
 
 
 # ---------------------------------------------------------------------------------- detection
