@@ -36,7 +36,12 @@ def register(cli):
     p = cli.group_command("generate", "img2vid", help="one label map (+ first frame) -> a short video (seg2vid)")
     p.add_argument("--config", required=True, help="v2v YAML (model: section) or official seg2vid opt.json")
     p.add_argument("--checkpoint", required=True, help="v2v .safetensors or official NNNNNN_model.pth.tar")
-    p.add_argument("--labels", required=True, help="label-id PNG, a folder of them, or a label video (first frame)")
+    p.add_argument("--labels", default=None, help="label-id PNG, a folder of them, or a label video (first frame)")
+    p.add_argument("--clips", default=None,
+                   help="instead of --labels: a dataset folder (config data: section layout); writes, per held-out "
+                        "clip, OUT/pred/<clip>/ (the T predicted frames, z = 0), OUT/gt/<clip>/ and OUT/copy/<clip>/ "
+                        "(the first frame repeated) for `v2v eval`")
+    p.add_argument("--split", default="test", help="with --clips: the split (default test)")
     p.add_argument("--first-frame", default=None, help="the real first frame (image)")
     p.add_argument("--first-frame-generator", default=None,
                    help="stage 1: pix2pixHD generator (official latest_net_G.pth or v2v .safetensors)")
@@ -168,6 +173,10 @@ def run_generate(args) -> int:
     from v2v.device import resolve_device
     from v2v.models.img2vid import check_size
 
+    if args.clips:
+        return run_clips(args)
+    if not args.labels:
+        raise V2VError("give --labels MAP (or --clips DATA_ROOT)")
     if bool(args.first_frame) == bool(args.first_frame_generator):
         raise V2VError("give exactly one of --first-frame IMG or --first-frame-generator CKPT")
     if args.samples < 1:
@@ -219,6 +228,48 @@ def run_generate(args) -> int:
             w.write(frames)
         print(f"wrote {path}: {frames.shape[0]} frames {W * (args.samples if args.layout == 'side' else 1)}x{H} "
               f"at {args.fps:g} fps")
+    return 0
+
+
+def run_clips(args) -> int:
+    """Held-out clips of a dataset -> pred / gt / copy frame folders (PNG) for ``v2v eval``."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    import torch
+
+    from v2v.config import from_dict, load_yaml
+    from v2v.data.video import VideoWriter
+    from v2v.models.img2vid import Img2VidDataConfig, Img2VidSystem
+
+    system, cfg = load_system(args.config, args.checkpoint)
+    data = load_yaml(args.config).get("data", {}) if args.config.endswith((".yaml", ".yml")) else {}
+    dcfg = dataclasses.replace(from_dict(Img2VidDataConfig, data or {}, prefix="data"), root=args.clips,
+                               size=list(cfg.size), test_split=args.split)
+    ds = Img2VidSystem.build_dataset(dcfg, "test", cfg)
+    if ds is None:
+        raise V2VError(f"--clips {args.clips}: no {args.split}_A / {args.split}_B folders")
+    if os.path.exists(args.out):
+        raise V2VError(f"--out {args.out} exists; give a new folder")
+    tmp = tempfile.mkdtemp(prefix=".img2vid-", dir=os.path.dirname(os.path.abspath(args.out)) or ".")
+    try:
+        for i in range(len(ds)):
+            item = ds[i]
+            imgs = item["images"][None].float()
+            T = cfg.num_predicted_frames
+            z = torch.zeros(system.vae.rows_per_sample, cfg.z_dim)
+            pred = system.generate(imgs[:, 0], item["labels"][None, 0], z=z, seed=i)["refined"][0]
+            name = f"{item.get('seq', 'clip')}_{int(item.get('start', i)):05d}"
+            for kind, frames in (("pred", pred), ("gt", imgs[0, 1:1 + T]), ("copy", imgs[0, :1].expand(T, -1, -1, -1))):
+                with VideoWriter(os.path.join(tmp, kind, name) + "/", args.fps) as w:
+                    w.write(frames)
+        os.replace(tmp, args.out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"wrote {len(ds)} clips under {args.out}/pred, gt, copy (evaluate: v2v eval --pred {args.out}/pred "
+          f"--gt {args.out}/gt)")
     return 0
 
 

@@ -227,6 +227,20 @@ def _loss_rows(rep: ParityReport, case: str, prefix: str, exp: dict, system, fra
             done.add(prefix + k)
 
 
+def _case_batch(exp: dict, rows: int, default: int) -> int:
+    """The batch of a case: from a full per-sample array, else the latent rows / rows per sample, else crops."""
+    for k in ("codex", "codey", "zmap", "flow", "flowback", "mask_fw", "mask_bw", "warped", "refined"):
+        if k in exp:
+            return int(exp[k].shape[0])
+    for k in ("mu", "logvar", "z"):
+        if k in exp:
+            return int(exp[k].shape[0]) // rows
+    for k in exp:
+        if k.startswith("stats_"):
+            return int(exp[k].shape[0])
+    return default
+
+
 def run_parity(fixture_dir: str, checkpoint: str | None = None, config: str | None = None) -> ParityReport:
     """Replay every ``case_*.npz`` of an official seg2vid fixture folder (see the fixture README).
 
@@ -304,7 +318,7 @@ def run_parity(fixture_dir: str, checkpoint: str | None = None, config: str | No
                 _loss_rows(rep, name, prefix, exp, system, video[:B, 0], video[:B, 1:], out, vp, vg, done)
         else:
             training = "z" in exp or any(k.startswith("bn_after_train") for k in exp)
-            B = int(exp["codex"].shape[0]) if "codex" in exp else video.shape[0]
+            B = _case_batch(exp, R, video.shape[0])
             out = train_forward(B) if training else eval_forward(B)
             _compare_outputs(rep, name, exp, out, done)
             for k in exp:
