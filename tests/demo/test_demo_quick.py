@@ -39,7 +39,10 @@ def quick_demo(tmp_path_factory):
 def test_quick_demo_report_and_videos(quick_demo):
     html = (quick_demo / "index.html").read_text(encoding="utf-8")
     assert "<table>" in html and "<svg" in html  # metric tables and loss-curve plots
-    refs = re.findall(r"(?:src|href)='([^']+)'", html)
+    refs = [r for r in re.findall(r"(?:src|href)='([^']+)'", html) if not r.startswith("#")]
+    anchors = set(re.findall(r"<section id='([^']+)'", html))
+    for a in re.findall(r"href='#([^']+)'", html):  # every landing-section card jumps to a section
+        assert a in anchors, a
     mp4 = [r for r in refs if r.endswith(".mp4")]
     gif = [r for r in refs if r.endswith(".gif")]
     assert len(mp4) >= 2 and len(gif) >= 2

@@ -44,10 +44,17 @@ MODELS = {
 INFERENCE_PARTS = {"fomm": ("kp_detector", "generator"), "vid2vid": ("netG",)}
 
 
+def plugin_models() -> dict:
+    """name -> DemoModel of the section plug-ins (``v2v/demo/sections/``)."""
+    from v2v.demo.sections import section_modules
+
+    return {m.MODEL.name: m.MODEL for m in section_modules()}
+
+
 def asset_files(name: str, folder: str | os.PathLike | None = None) -> dict[str, Path]:
     """Paths of the four files of demo model ``name`` in ``folder`` (default: the shipped ones)."""
-    if name not in MODELS:
-        raise V2VError(f"unknown demo model '{name}' (known: {', '.join(MODELS)})")
+    if name not in MODELS and name not in plugin_models():
+        raise V2VError(f"unknown demo model '{name}' (known: {', '.join([*MODELS, *plugin_models()])})")
     d = Path(folder) if folder is not None else ASSET_DIR
     return {"weights": d / f"{name}.safetensors", "config": d / f"{name}.yaml",
             "metrics": d / f"{name}.metrics.jsonl", "record": d / f"{name}.json"}
@@ -57,8 +64,8 @@ def load_demo_model(weights: str | os.PathLike, config: str | os.PathLike, devic
     """Build the system of experiment YAML ``config`` and load the inference parts from
     ``weights`` (a shipped file or a full ``v2v train`` checkpoint). Each inference part must
     match exactly (V2VError naming the file otherwise). Returns ``(system in eval mode, cfg)``."""
-    from v2v.weights_io import load_weights
     from v2v.train.config import load_experiment
+    from v2v.weights_io import load_weights
 
     if not os.path.isfile(weights):
         raise V2VError(f"demo checkpoint not found: {weights} (run `v2v demo --train` to retrain it)")
@@ -81,7 +88,7 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
 
 def _sanitize_config(cfg: dict, name: str) -> dict:
     cfg = json.loads(json.dumps(cfg))
-    cfg.setdefault("data", {})["root"] = MODELS[name][2]
+    cfg.setdefault("data", {})["root"] = MODELS[name][2] if name in MODELS else f"demo_data/{plugin_models()[name].data}"
     cfg.setdefault("train", {})["out_dir"] = f"runs/demo-{name.replace('_', '-')}"
     return cfg
 
@@ -100,9 +107,15 @@ def export_checkpoint(run_dir: str | os.PathLike, name: str, config_yaml: str | 
     files["weights"].parent.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run_dir)
     tensors, meta = read_weights(ckpt)
-    system = meta.get("system", MODELS[name][0])
-    parts = INFERENCE_PARTS[system]
-    keep = {k: v.float() for k, v in tensors.items() if k.split(".", 1)[0] in parts}
+    system = meta.get("system", MODELS[name][0] if name in MODELS else plugin_models()[name].system)
+    if system in INFERENCE_PARTS:
+        parts = INFERENCE_PARTS[system]
+        keep = {k: v.float() for k, v in tensors.items() if k.split(".", 1)[0] in parts}
+    else:  # plug-in systems: exactly what an inference-built system holds (no discriminators)
+        import v2v
+
+        keep = {k: v.float() if v.is_floating_point() else v for k, v in v2v.load(ckpt).state_dict().items()}
+        parts = ("inference",)
     if not keep:
         raise V2VError(f"{ckpt}: no {'/'.join(parts)} weights")
     new_meta = {"system": system, "step": meta.get("step", ""), "demo_model": name}

@@ -33,6 +33,8 @@ class Section:
     plots: list = field(default_factory=list)  # raw SVG strings
     results_first: bool = False  # table, notes and plots before the videos (long video lists)
     video_width: int = 384  # display width (px) of each video / GIF
+    html: str = ""  # trusted raw HTML (made by v2v itself, e.g. the landing section's thumbnails)
+    anchor: str = ""  # id of the <section> (links from the landing section)
 
 
 def svg_line_plot(series: dict[str, list[tuple[float, float]]], title: str, width: int = 520,
@@ -149,9 +151,12 @@ def write_report(path: str, title: str, subtitle: str, sections: list[Section], 
              f"<style>{_CSS}</style></head><body>"),
              f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>"]
     for s in sections:
-        parts.append(f"<section><h2>{html.escape(s.title)}</h2>")
+        sid = f" id='{html.escape(s.anchor)}'" if s.anchor else ""
+        parts.append(f"<section{sid}><h2>{html.escape(s.title)}</h2>")
         if s.description:
             parts.append(f"<p>{html.escape(s.description)}</p>")
+        if s.html:
+            parts.append(s.html)
         if s.results_first:
             _results(parts, s)
         if s.videos:
