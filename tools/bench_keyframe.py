@@ -1,7 +1,8 @@
 """Benchmark keyframe interpolation: clips/s per variant and achieved GFLOP/s vs the machine's conv peak.
 
     python tools/bench_keyframe.py [--sizes 64 256] [--frames 30] [--variants linear,flow,cvae,cgan]
-                                   [--config configs/keyframe/flow_puppets.yaml] [--repeats 2] [--threads N]
+                                   [--config configs/keyframe/flow_puppets.yaml --config configs/keyframe/cgan_puppets.yaml]
+                                   [--repeats 2] [--threads N]
 
 Prints the CPU model, ISA flags and torch's CPU capability, then the measured throughput of a
 reference Conv2d and Conv3d (the machine's practical peak for these ops, measured in the same run),
@@ -41,8 +42,9 @@ def cpu_info() -> tuple[str, str]:
     return model, flags
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
+def timed(fn, repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
@@ -69,7 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--variants", default="linear,flow,cvae,cgan")
-    ap.add_argument("--config", default=None, help="YAML whose model: section sets the network sizes")
+    ap.add_argument("--config", action="append", default=[],
+                    help="YAML whose model: section sets the network sizes (repeatable; sections are merged)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
@@ -88,7 +91,12 @@ def main(argv=None) -> int:
     p2, p3 = conv_peak(args.repeats)
     peak = max(p2, p3)
     print(f"measured conv throughput: Conv2d 64->64 3x3 {p2:.1f} GFLOP/s, Conv3d 32->32 3x3x3 {p3:.1f} GFLOP/s")
-    base = load_yaml(args.config).get("model", {}) if args.config else {}
+    base = {}
+    for path in args.config:
+        base.update(load_yaml(path).get("model") or {})
+    if args.config:
+        print(f"model sizes from {', '.join(args.config)}: " + ", ".join(f"{k}={v}" for k, v in base.items()
+                                                                        if k not in ("variant", "frames", "size")))
     torch.manual_seed(0)
     for size in args.sizes:
         a, b = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
@@ -105,7 +113,7 @@ def main(argv=None) -> int:
             with torch.inference_mode():
                 with FlopCounterMode(display=False) as fc:
                     fn()
-                sec = timed(fn, args.repeats)
+                sec = timed(fn, args.repeats, warmup=False)  # the FLOP-counting run warmed up
             gf = fc.get_total_flops() / 1e9
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"keyframe {variant} {size}x{size}x{args.frames}: {1 / sec:.3f} clips/s ({sec * 1000:.0f} ms/clip), "
