@@ -151,3 +151,13 @@ def test_animate_streams_one_frame_per_driving_frame(shared):
     drv = [torch.rand(3, n // 2, n // 2) for _ in range(3)]  # resized to the model's size
     out = list(v2v.animate(s, src, drv, batch_frames=2))
     assert len(out) == 3 and out[0].shape == (3, n, n) and 0 <= float(out[1].min()) <= float(out[1].max()) <= 1
+
+
+def test_generate_streams_vid2vid_frames(shared):
+    s = v2v.load(shared / "fixtures" / "vid2vid")
+    g = torch.Generator().manual_seed(0)
+    labels = [torch.randint(0, s.cfg.label_nc, (64, 128), generator=g) for _ in range(3)]
+    insts = [torch.randint(0, 3, (64, 128), generator=g) for _ in range(3)]
+    out = list(v2v.generate(s, labels, insts))
+    assert len(out) == 3 and out[0].shape == (3, 64, 128)
+    assert 0 <= float(min(f.min() for f in out)) and float(max(f.max() for f in out)) <= 1
