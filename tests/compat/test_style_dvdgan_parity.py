@@ -145,12 +145,15 @@ def _write_fixture(d, opts: dict, seed: int = 0):
 def test_runner_reads_every_option_from_the_files(tmp_path, fixture_dir):
     """Widths, resolution, T, K, gru_layers, up_blocks_per_rnn, start_fp and prepool all come from opt.txt."""
     base = cs.read_options(fixture_dir / "opt.txt")
-    opts = {**base, "resolution": 32, "fps": 5, "max_clip_length": 1.0, "ch_g": 3, "ch_ds": 1, "ch_dt": 2,
-            "dvd_spatial_frames": 3, "gru_layers": 2, "up_blocks_per_rnn": 2, "start_fp": 3, "no_dt_prepool": False,
+    opts = {**base, "resolution": 64, "fps": 5, "max_clip_length": 1.0, "ch_g": 3, "ch_ds": 1, "ch_dt": 2,
+            "dvd_spatial_frames": 3, "gru_layers": 2, "up_blocks_per_rnn": 2, "start_fp": 3, "no_dt_prepool": True,
             "conditional": False}
     _write_fixture(tmp_path, opts)
     cfg = cs.config_from_official(cs.read_options(tmp_path / "opt.txt"))
     assert (cfg.frames, cfg.dvd_spatial_frames, cfg.gru_layers, cfg.up_blocks_per_rnn, cfg.start_fp) == (5, 3, 2, 2, 3)
+    from v2v.models.style_dvdgan import pyramid_geometry
+
+    assert pyramid_geometry(cfg.resolution, cfg.start_fp, cfg.max_fp) == (3, 8)  # latent 8: another style head
     rep = cs.run_parity(str(tmp_path))
     assert rep.ok, "\n".join(rep.lines())
     assert len(rep.rows) == 7

@@ -23,8 +23,8 @@ def test_geometry_from_options_and_errors():
     for res in (96, 100):
         with pytest.raises(V2VError, match="not a power of two"):
             pyramid_geometry(res)
-    with pytest.raises(V2VError, match="below the pyramid minimum.*minimum is 8") as e:
-        pyramid_geometry(4)
+    with pytest.raises(V2VError, match="below the pyramid minimum.*minimum is 32") as e:
+        pyramid_geometry(16)
     assert "\n" not in str(e.value)
     g = StyleDVDGenerator(resolution=64, frames=5, ch_g=2, start_fp=3, max_fp=5, up_blocks_per_rnn=2, gru_layers=3)
     assert g.depth == 3 and g.latent == 8 and sorted(g.rnn) == ["0", "2"]

@@ -98,7 +98,8 @@ def pyramid_geometry(resolution: int, start_fp: int = 2, max_fp: int = 5) -> tup
     """``(depth D, latent size L)`` of the generator pyramid; V2VError for an unusable resolution.
 
     ``D = min(max_fp, log2(resolution) - start_fp)``, ``L = resolution / 2**D``; the resolution
-    must be a power of two with ``1 <= D <= 8`` and ``L >= 4`` (the style head halves L twice).
+    must be a power of two with ``3 <= D <= 8`` (the constant input and the style head are 8ch wide,
+    so level 0 must be an 8ch level of ``CH``) and ``L >= 4`` (the style head halves L twice).
 
     >>> pyramid_geometry(128), pyramid_geometry(64)
     ((5, 4), (4, 4))
@@ -111,13 +112,13 @@ def pyramid_geometry(resolution: int, start_fp: int = 2, max_fp: int = 5) -> tup
         ok = [2**e for e in range(1, 16) if _geometry(2**e, int(start_fp), int(max_fp))]
         hint = f"the minimum is {ok[0]}" if ok else "no resolution works with these options"
         raise V2VError(f"style-dvdgan: resolution {resolution} is below the pyramid minimum for start_fp={start_fp}, "
-                       f"max_fp={max_fp} (needs depth 1..8 and a latent of >= 4 pixels; {hint})")
+                       f"max_fp={max_fp} (needs depth 3..8 and a latent of >= 4 pixels; {hint})")
     return geo
 
 
 def _geometry(r: int, start_fp: int, max_fp: int) -> tuple[int, int] | None:
     depth = min(max_fp, int(math.log2(r)) - start_fp)
-    if depth < 1 or depth > len(CH_MULTS) - 1 or (r >> depth) < 4:
+    if depth < 3 or depth > len(CH_MULTS) - 1 or (r >> depth) < 4:
         return None
     return depth, r >> depth
 
