@@ -189,6 +189,24 @@ def run_animate(args) -> int:
     return 0
 
 
+def _malloc(threshold: int | None = None, trim: bool = False) -> None:
+    """glibc only: serve allocations >= ``threshold`` bytes with mmap (returned to the OS when
+    freed) and/or trim the heap. Loading frees ~the checkpoint's size (other parts, pre-fusion
+    weights); with glibc's dynamic threshold (up to 32 MiB) those frees stay resident."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        if threshold is not None:
+            libc.mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+        if trim:
+            libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def load_animation_model(config, checkpoint, exact: bool = False, backend: str = "torch", device="cpu"):
     """The networks `v2v animate` runs: (kp_detector, generator, image size) for torch (the fast
     path fuses BatchNorm and uses channels_last), or an ONNX session set for onnxruntime."""
@@ -200,9 +218,11 @@ def load_animation_model(config, checkpoint, exact: bool = False, backend: str =
     from v2v.compat.fomm import load_fomm
     from v2v.nn.fuse import fuse_for_inference
 
+    _malloc(threshold=256 << 10)  # the file's tensors and the pre-fusion weights: freed for real
     system = load_fomm(checkpoint, config, device=device)
     if not exact:
         fuse_for_inference(system.kp_detector, system.generator)
+    _malloc(threshold=32 << 20, trim=True)  # glibc's usual ceiling for the per-frame buffers
     return system.kp_detector, system.generator, system.cfg.image_size
 
 

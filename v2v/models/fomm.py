@@ -1,8 +1,7 @@
 """First Order Motion Model for image animation (Siarohin et al., NeurIPS 2019), as its Fig. 2:
 :class:`KeypointDetector` (Sec. 3.1) -> :class:`DenseMotionNetwork` (Eq. 4-6) ->
 :class:`OcclusionAwareGenerator` (Eq. 7); :func:`normalize_kp` and :class:`Animator` animate
-(Sec. 3.4); :class:`FOMMSystem` trains (Sec. 3.3, discriminator in
-:mod:`v2v.nn.kp_discriminator`).
+(Sec. 3.4); :class:`FOMMSystem` trains (Sec. 3.3; discriminator: :mod:`v2v.nn.kp_discriminator`).
 
 Config is the constructor signature: the YAML ``model.kp_detector``, ``model.generator`` (with
 ``dense_motion``) and ``model.discriminator`` mappings are the keyword arguments of the classes,
