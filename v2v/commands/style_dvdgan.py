@@ -40,7 +40,8 @@ def register(cli):
     p.add_argument("--out", required=True, help="output video (.mp4 .webm .gif) or folder of PNGs")
     p.add_argument("--samples", type=int, default=1, help="N consecutive samples tiled side by side (default 1)")
     p.add_argument("--fps", type=float, default=None, help="output fps (default: official fps, else 25)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="fp32",
+                   help="fp32 (default), or a reduced precision where the device runs it natively (v2v.precision)")
     p.add_argument("--modconv", choices=["batched", "grouped"], default="batched",
                    help="modulated-conv formulation (same result; batched is faster on CPU)")
     p.add_argument("--ema", action="store_true", help="use the EMA generator weights of a training checkpoint")
@@ -161,6 +162,9 @@ def run_generate(args) -> int:
         raise V2VError(f"--fps must be > 0 (got {args.fps})")
     if not os.path.isfile(args.image):
         raise V2VError(f"--image: file not found: {args.image}")
+    from v2v.precision import autocast_dtype, resolve_precision
+
+    dtype = autocast_dtype(resolve_precision(args.precision, args.device))  # refuses emulated modes, before loading
     system, opts = load_generator(args.checkpoint, args.config, args.modconv, args.ema)
     cfg = system.cfg
     image = prepare_image(args.image, cfg.resolution)
@@ -170,7 +174,7 @@ def run_generate(args) -> int:
     system.to(device)
     image = image.to(device)
     videos = []
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         for _ in range(args.samples):
             videos.append(system.generator(image, frames).float().clamp(0, 1)[0].cpu())
     video = torch.cat(videos, dim=-1)  # T,3,R,N*R

@@ -117,10 +117,11 @@ def render_windfield(rng: np.random.Generator, frames: int, height: int, width: 
 
 
 def generate_windfield(out, videos: int = 4, frames: int = 12, size=(64, 64), seed: int = 0,
-                       split: str = "train", progress: bool = True) -> Path:
+                       split: str = "train", progress: bool = True, speed=(0.8, 1.8)) -> Path:
     """Write ``videos`` windfield videos of ``frames`` frames at ``size`` (H, W) under ``out``.
 
-    Same ``(seed, split)`` gives byte-identical files. Returns the output folder.
+    ``speed = (min, max)``: range of the wind speed ``|v|`` in pixels per frame. Same
+    ``(seed, split, speed)`` gives byte-identical files. Returns the output folder.
     """
     from tqdm import tqdm
 
@@ -132,7 +133,7 @@ def generate_windfield(out, videos: int = 4, frames: int = 12, size=(64, 64), se
         raise V2VError(f"windfield: --frames must be at least 2 (got {frames})")
     per_video = []
     for i in tqdm(range(videos), desc=f"windfield {split}", unit="video", disable=not progress):
-        vid = render_windfield(video_rng(seed, split, i, "windfield"), frames, h, w)
+        vid = render_windfield(video_rng(seed, split, i, "windfield"), frames, h, w, *speed)
         seq = out / split / f"seq{i:04d}"
         for t in range(frames):
             write_png(seq / "frames" / f"frame_{t:05d}.png", vid.rgb[t])
@@ -146,7 +147,7 @@ def generate_windfield(out, videos: int = 4, frames: int = 12, size=(64, 64), se
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     if meta.get("dataset", "windfield") != "windfield":
         raise V2VError(f"{meta_path}: belongs to a '{meta.get('dataset')}' dataset; write windfield elsewhere")
-    meta.update({"dataset": "windfield", "fps": FPS, "size": [h, w],
+    meta.update({"dataset": "windfield", "fps": FPS, "size": [h, w], "speed": [float(speed[0]), float(speed[1])],
                  "flow": "backward, pixels: frame_t(p) = frame_{t+1}(p + flow_t(p))"})
     meta.setdefault("splits", {})[split] = {"seed": int(seed), "videos": int(videos), "frames": int(frames),
                                             "per_video": per_video}
