@@ -120,7 +120,7 @@ def _write_fixture(d, opts: dict, seed: int = 0):
     real = torch.rand(b, t, 3, r, r)
     img = real[:, 0]
     g = torch.Generator().manual_seed(seed)
-    pick = lambda: torch.randperm(t - 1, generator=g)[: cfg.dvd_spatial_frames] + 1  # noqa: E731
+    pick = lambda: torch.randperm(t - 1, generator=g)[: cfg.dvd_spatial_frames] + 1
     c = {"input_image": img, "target_video": real, "alpha_ds": torch.rand(cfg.dvd_spatial_frames, 1, 1, 1, 1),
          "alpha_dt": torch.rand(b, 1, 1, 1, 1), "b_ds_idx_fake": pick(), "b_ds_idx_real": pick(),
          "c_idx_ds_fake": pick(), "c_idx_ds_real": pick(), "c_idx_g_fake": pick()}

@@ -2,6 +2,8 @@
 through `v2v train`, generation from a photo, one-line errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -14,7 +16,7 @@ from v2v.models.style_dvdgan import (
     pyramid_geometry,
 )
 
-SMALL = dict(resolution=32, frames=4, ch_g=2, ch_ds=1, ch_dt=1, dvd_spatial_frames=2)
+SMALL = {"resolution": 32, "frames": 4, "ch_g": 2, "ch_ds": 1, "ch_dt": 1, "dvd_spatial_frames": 2}
 
 
 def test_geometry_from_options_and_errors():
@@ -88,7 +90,8 @@ def windfield_run(tmp_path_factory):
     data = root / "data"
     assert main(["data", "synth", "windfield", "--out", str(data), "--videos", "4", "--frames", "5", "--size",
                  "32x32", "--quiet"]) == 0
-    cfg = yaml.safe_load(open("configs/style_dvdgan/windfield.yaml"))
+    with open(Path(__file__).resolve().parents[2] / "configs" / "style_dvdgan" / "windfield.yaml") as f:
+        cfg = yaml.safe_load(f)
     cfg["model"].update(resolution=32, frames=4, ch_g=2, ch_ds=1, ch_dt=1)
     cfg["data"]["root"] = str(data)
     cfg["train"].update(batch_size=2, sample_every=0, eval_every=0, ckpt_every=0, log_every=2)
@@ -113,7 +116,7 @@ def test_train_cli_then_load_and_generate(windfield_run, tmp_path, run_cli):
 
     write_image(img, (torch.rand(40, 56, 3) * 255).byte().numpy())  # any size: resized + centre-cropped
     out = tmp_path / "o.mp4"
-    rc, so, se = run_cli("generate", "style-dvdgan", "--checkpoint", ckpt, "--image", img, "--frames", 6,
+    rc, _, se = run_cli("generate", "style-dvdgan", "--checkpoint", ckpt, "--image", img, "--frames", 6,
                          "--fps", 5, "--out", out, "--samples", 2)
     assert rc == 0, se
     with open_video(out) as r:
@@ -151,7 +154,7 @@ def test_generate_real_photo_with_the_fixture_checkpoint(shared, tmp_path, run_c
 
     fx = shared / "fixtures" / "style_dvdgan"
     out = tmp_path / "photo.mp4"
-    rc, so, se = run_cli("generate", "style-dvdgan", "--config", fx / "opt.txt", "--checkpoint",
+    rc, _, se = run_cli("generate", "style-dvdgan", "--config", fx / "opt.txt", "--checkpoint",
                          fx / "latest_netG.pth", "--image", shared / "data" / "animation" / "source" / "statue-02.png",
                          "--frames", 7, "--fps", 12, "--out", out)
     assert rc == 0, se

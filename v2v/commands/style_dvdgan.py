@@ -186,7 +186,7 @@ def run_generate(args) -> int:
 def run_convert(args) -> int:
     from v2v.compat import style_dvdgan as compat
 
-    system, cfg = compat.load_official(args.checkpoint, args.opt, discriminators=args.discriminators)
+    system, _ = compat.load_official(args.checkpoint, args.opt, discriminators=args.discriminators)
     paths = system.save_pretrained(args.out)
     print(f"wrote {paths['weights']} and {paths['config']}")
     return 0

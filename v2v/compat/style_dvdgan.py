@@ -193,8 +193,7 @@ def checkpoint_filter_fn(state_dict: dict, cfg=None) -> dict[str, torch.Tensor]:
         if net not in NETS:
             net, rest = "netG", k
         rest = rest.replace(".module.", ".")
-        if rest.startswith("module."):
-            rest = rest[len("module."):]
+        rest = rest.removeprefix("module.")
         if net == "netDs":
             rest = _rename(rest, _DS, r"^conv2\.(\d+)\.", 3)
         elif net == "netDt":

@@ -78,7 +78,7 @@ def render_windfield(rng: np.random.Generator, frames: int, height: int, width: 
     sign = 1.0 if rng.random() < 0.5 else -1.0
     v = sign * rng.uniform(speed_min, speed_max)
     lean = sign * (0.25 + 0.35 * (abs(v) - speed_min) / max(speed_max - speed_min, 1e-6))
-    horizon = int(round(h * rng.uniform(0.58, 0.7)))
+    horizon = round(h * rng.uniform(0.58, 0.7))
     # sky: vertical gradient (invariant under horizontal drift) + cloud canvas wide enough for the drift
     top = np.array([0.20, 0.40, 0.85], np.float32) * rng.uniform(0.85, 1.1)
     bottom = np.array([0.65, 0.80, 0.95], np.float32)
@@ -90,7 +90,7 @@ def render_windfield(rng: np.random.Generator, frames: int, height: int, width: 
     scale = max(4.0, h / rng.uniform(7.0, 10.0))
     lw = int(np.ceil(cw / stretch)) + 2
     low = smooth_noise(rng, h, lw, scale) + 0.5 * smooth_noise(rng, h, lw, max(2.5, scale / 2.5))
-    noise = cv2.resize(low, (int(round(lw * stretch)), h), interpolation=cv2.INTER_CUBIC)[:, :cw]
+    noise = cv2.resize(low, (round(lw * stretch), h), interpolation=cv2.INTER_CUBIC)[:, :cw]
     cover = rng.uniform(-0.2, 0.4)
     alpha = np.clip((noise - cover) * 2.0, 0, 1).astype(np.float32)
     fade = np.clip((horizon - np.arange(h, dtype=np.float32)) / (0.25 * h), 0, 1)[:, None]
