@@ -24,8 +24,9 @@ def register(cli):
                         "(face-alignment landmarks when FAN weights are present, else FOMM keypoints)")
     p.add_argument("--size", type=int, default=None,
                    help="working resolution (square); default: the config's image size")
-    p.add_argument("--batch-frames", type=int, default=4,
-                   help="driving frames per forward pass of the fast path (default 4)")
+    p.add_argument("--batch-frames", type=int, default=2,
+                   help="driving frames per forward pass of the fast path (default 2: peak memory ~0.1 GB "
+                        "per frame of batch at 256x256)")
     p.add_argument("--exact", action="store_true",
                    help="the exact path: every frame alone, as the official make_animation (<= 1e-4 from it); "
                         "default: the fast path (channels_last, BatchNorm folded, batched; <= 1e-3)")
@@ -227,7 +228,7 @@ def load_animation_model(config, checkpoint, exact: bool = False, backend: str =
 
 
 def animate_file(config, checkpoint, source_path, driving_path, out_path, mode="relative", adapt_scale=False,
-                 find_best=False, size=None, batch_frames=4, exact=False, precision="fp32", backend="torch",
+                 find_best=False, size=None, batch_frames=2, exact=False, precision="fp32", backend="torch",
                  device="auto", quality=8, log=print, progress=True, on_frames=None, crop=None) -> dict:
     """Everything `v2v animate` does after parsing (also what tools/bench_fomm.py times): load,
     stream the driving video in chunks of ``batch_frames`` (``exact``: still one frame per

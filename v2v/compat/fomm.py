@@ -9,8 +9,8 @@ The contract functions (``docs/sections/adding_a_system.md``), pure except ``rea
 - :func:`checkpoint_filter_fn` -- official keys -> ours (timm style), one table both ways.
 - :func:`run_parity` -- every array of a fixture's ``cases.npz`` -> :class:`ParityReport`.
 
-:func:`load_fomm` is the loader the CLI uses (official or v2v files; networks built on the meta
-device and the file's tensors assigned, so the weights are held once).
+:func:`load_fomm` is the loader the CLI uses (official or v2v files; the file's tensors are
+assigned as the parameters, so the weights are held once).
 
 Official semantics reproduced (see the fixture README): grid_sample with align_corners=True (the
 torch-1.0 behaviour the released checkpoints were trained with), BatchNorm in eval mode, legacy
@@ -259,8 +259,9 @@ def load_fomm(checkpoint: str | os.PathLike, config: str | os.PathLike, device="
     """Build the system from ``config`` (official YAML or ours) and load ``checkpoint`` (official
     ``.pth``/``.pth.tar`` or our ``.safetensors``); eval mode, on ``device``.
 
-    ``inference=True`` (the CLI): no discriminator, networks built on the meta device and the
-    file's tensors assigned (one copy of the weights in memory, nothing else of the file kept).
+    ``inference=True`` (the CLI): no discriminator, the file's tensors assigned as the parameters
+    (one copy of the weights in memory, nothing else of the file kept). Not the meta device: its
+    first use imports torch's meta kernels, ~160 MB of resident Python objects.
     """
     checkpoint, config = os.fspath(checkpoint), os.fspath(config)
     cfg = load_model_config(config)
@@ -273,9 +274,8 @@ def load_fomm(checkpoint: str | os.PathLike, config: str | os.PathLike, device="
         _, official = read_official(checkpoint, config, parts=INFERENCE_PARTS if inference else PARTS)
         sd = checkpoint_filter_fn(official, cfg)
         del official
-    if inference:
-        with torch.device("meta"):
-            system = FOMMSystem(cfg, inference=True)
+    if inference:  # the file's tensors become the parameters (assign); the initial ones are freed
+        system = FOMMSystem(cfg, inference=True)
         _load_into(system, sd, checkpoint, config, assign=True)
     else:
         system = FOMMSystem(cfg, inference=not any(k.startswith("discriminator.") for k in sd))
