@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     try:
         from v2v.utils import check_cli_outputs
 
-        check_cli_outputs(args)  # output == / contains / inside an input, unwritable: before any work
+        check_cli_outputs(args, parser)  # output == / contains / inside an input, unwritable: before any work
         rc = args.func(args)
         return int(rc or 0)
     except KeyboardInterrupt:

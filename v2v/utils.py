@@ -149,11 +149,28 @@ def _path_values(v):
                 yield x
 
 
-def check_cli_outputs(args) -> None:
+def _choice_dests(parser, args) -> set:
+    """Dests of options with fixed ``choices`` (words, not paths) in the subcommand ``args`` ran."""
+    import argparse
+
+    out = set()
+    if parser is None:
+        return out
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            sub = act.choices.get(getattr(args, act.dest, None) or "")
+            out |= _choice_dests(sub, args)
+        elif act.choices is not None:
+            out.add(act.dest)
+    return out
+
+
+def check_cli_outputs(args, parser=None) -> None:
     """Run :func:`check_output_path` on every output option of a parsed command line.
 
     Outputs are the options ``--out``, ``--json`` and ``--*-out``; inputs are every other string
-    option or positional naming an existing path. A command whose output folder is meant to hold
+    option or positional naming an existing path (options with fixed ``choices`` of the subcommand
+    in ``parser`` are words, not paths). A command whose output folder is meant to hold
     its own inputs (``v2v train --out RUN --resume RUN``) sets ``out_holds_inputs=True`` as a
     parser default: its outputs are then only checked for writability.
     """
@@ -163,8 +180,9 @@ def check_cli_outputs(args) -> None:
         return
     inputs = []
     if not d.get("out_holds_inputs"):
+        words = _choice_dests(parser, args)  # `data synth puppets --out puppets`: 'puppets' is a kind
         for k, v in d.items():
-            if _is_output_dest(k) or k in ("func", "command", "device"):
+            if _is_output_dest(k) or k in ("func", "command", "device") or k in words:
                 continue
             inputs += [p for p in _path_values(v) if p and os.path.lexists(_abs(p))]
     for k, v in outs:
