@@ -49,6 +49,12 @@ def test_convert_then_generate_matches_official(fx, tmp_path, run_cli):
     a = ours.generate(z, 5, generator=torch.Generator().manual_seed(1))
     b = off.generate(z, 5, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+    import v2v
+
+    for src in (tmp_path / "conv", fx / "checkpoints/modelR_epoch_0.pth"):  # Python API: converted and official
+        s = v2v.load(src)
+        assert type(s).system_name == "mocogan-hd"
+        assert torch.equal(s.generate(z, 5, generator=torch.Generator().manual_seed(1)), a)
 
 
 def test_one_line_errors(fx, tmp_path, run_cli):
