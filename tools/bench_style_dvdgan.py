@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     print(f"load average {os.getloadavg()[0]:.1f} (1 min); torch threads {torch.get_num_threads()}")
     d = StyleDVDGANConfig()
     g = StyleDVDGenerator(a.resolution, a.frames, 3, a.ch_g, d.start_fp, d.max_fp, d.up_blocks_per_rnn,
-                          d.gru_layers, d.style_dim, "batched").eval()
+                          d.gru_layers, d.style_dim, "batched").eval().requires_grad_(False)
     state = {k: v.clone() for k, v in g.state_dict().items()}
     n_params = sum(p.numel() for p in g.parameters())
     x = torch.rand(a.batch, 3, a.resolution, a.resolution)
