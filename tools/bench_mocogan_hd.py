@@ -20,6 +20,7 @@ throughput of a dense 3x3 conv (512->512 at 64x64) on this machine; peak RSS.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import sys
@@ -29,9 +30,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from v2v.models.mocogan_hd import MotionGenerator  # noqa: E402
-from v2v.nn.stylegan2 import StyleGAN2Generator  # noqa: E402
-from v2v.precision import cpu_line, native_modes  # noqa: E402
+from v2v.models.mocogan_hd import MotionGenerator
+from v2v.nn.stylegan2 import StyleGAN2Generator
+from v2v.precision import cpu_line, native_modes
 
 
 def peak_rss_mb() -> float:
@@ -65,6 +66,11 @@ def render(g, motion, z, frames, noise):
         b, t, d = lat.shape
         nz = [n.unsqueeze(1).expand(b, t, *n.shape[1:]).reshape(b * t, *n.shape[1:]) for n in noise]
         return g.synthesis(lat.reshape(b * t, d), nz)
+
+
+def render_bf16(*args):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return render(*args)
 
 
 def timed(fn, reps):
@@ -102,8 +108,8 @@ def main(argv=None) -> int:
         z = torch.randn(1, 512)
         noise = g.make_noise(1)
         fl = flops_per_frame(g, torch.randn(1, 512))
-        tg, og = timed(lambda g=g: render(g, motion, z, args.frames, noise), args.reps)
-        tb, ob = timed(lambda gb=gb: render(gb, motion, z, args.frames, noise), args.reps)
+        tg, og = timed(functools.partial(render, g, motion, z, args.frames, noise), args.reps)
+        tb, ob = timed(functools.partial(render, gb, motion, z, args.frames, noise), args.reps)
         n = args.frames
         print(f"\n{size}x{size}, {n} frames, {fl / 1e9:.1f} GFLOP/frame")
         print(f"  grouped (official) : {n / tg:7.3f} frames/s  {fl * n / tg / 1e9:6.1f} GFLOP/s "
@@ -111,11 +117,7 @@ def main(argv=None) -> int:
         print(f"  batched            : {n / tb:7.3f} frames/s  {fl * n / tb / 1e9:6.1f} GFLOP/s  "
               f"x{tg / tb:.2f} vs grouped, max|diff| / max|out| {float((og - ob).abs().max() / og.abs().max()):.1e}")
         if args.bf16:
-            def run_bf16(gb=gb):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return render(gb, motion, z, args.frames, noise)
-
-            t16, o16 = timed(run_bf16, max(1, args.reps - 1))
+            t16, o16 = timed(functools.partial(render_bf16, gb, motion, z, args.frames, noise), max(1, args.reps - 1))
             # PSNR over the fp32 output's range (random weights do not stay in [-1, 1])
             rng = float(ob.max() - ob.min())
             mse = float(((o16.float() - ob) ** 2).mean())

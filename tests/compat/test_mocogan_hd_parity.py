@@ -37,7 +37,7 @@ def test_parity_must_fail(fx, tmp_path, run_cli):
 
 
 def test_convert_then_generate_matches_official(fx, tmp_path, run_cli):
-    rc, out, err = run_cli("convert", "mocogan-hd", fx / "checkpoints/modelR_epoch_0.pth", "--opt", fx / "opt.txt",
+    rc, _out, err = run_cli("convert", "mocogan-hd", fx / "checkpoints/modelR_epoch_0.pth", "--opt", fx / "opt.txt",
                            "--out", tmp_path / "conv")
     assert rc == 0, err
     from v2v.commands.mocogan_hd import build_generator

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from v2v.errors import V2VError
-from v2v.models.mocogan_hd import (MoCoGANHDConfig, MoCoGANHDSystem, MotionGenerator, fit_pca, load_pca,
-                                   sample_warp_params, warp)
+from v2v.models.mocogan_hd import (
+    MoCoGANHDConfig,
+    MoCoGANHDSystem,
+    MotionGenerator,
+    fit_pca,
+    load_pca,
+    sample_warp_params,
+    warp,
+)
 
 TINY = {"style_gan_size": 16, "latent_dimension": 8, "n_mlp": 2, "stylegan_channels": {4: 8, 8: 8, 16: 8},
         "h_dim": 8, "n_pca": 4, "n_frames_G": 4, "video_frame_size": 16, "num_D": 1, "ndf_3d": 4, "ndf_max_3d": 4,
@@ -39,7 +46,7 @@ def test_pca_fit_and_load(tmp_path):
     assert np.all(np.diff(st["pca_stdev"]) <= 1e-9)
     for k, v in st.items():
         np.save(tmp_path / f"{k}.npy", v)
-    c, s = load_pca(str(tmp_path), 3, 4)
+    c, _s = load_pca(str(tmp_path), 3, 4)
     assert c.dtype == torch.float32 and c.shape == (4, 4)
     with pytest.raises(V2VError, match="n_pca=8"):
         load_pca(str(tmp_path), 8, 4)
@@ -118,7 +125,7 @@ def test_stylegan2_training_output_feeds_mocogan(tmp_path, run_cli):
     (tmp_path / "sg.yaml").write_text(yaml.safe_dump(cfg))
     rc, _, err = run_cli("train", "--config", tmp_path / "sg.yaml", "--no-progress")
     assert rc == 0, err
-    ckpt = sorted((tmp_path / "run" / "checkpoints").glob("step_*.safetensors"))[-1]
+    ckpt = max((tmp_path / "run" / "checkpoints").glob("step_*.safetensors"))
     rc, _, err = run_cli("convert", "stylegan2", ckpt, "--out", tmp_path / "G.pt")
     assert rc == 0, err
     d = torch.load(tmp_path / "G.pt", weights_only=True)

@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from v2v.errors import V2VError
-from v2v.nn.stylegan2 import (StyleGAN2Discriminator, StyleGAN2Generator, generator_config_from_state_dict,
-                              load_generator_state_dict, modulated_conv2d_batched, read_rosinality)
+from v2v.nn.stylegan2 import (
+    StyleGAN2Discriminator,
+    StyleGAN2Generator,
+    generator_config_from_state_dict,
+    load_generator_state_dict,
+    modulated_conv2d_batched,
+    read_rosinality,
+)
 from v2v.ops.modconv import modulated_conv2d
 
 CH = {4: 8, 8: 8, 16: 4}
