@@ -162,48 +162,40 @@ def run_demo(out: str, quick: bool = False, train: bool = False, device="cpu", p
             mod.make_data(roots[kind], ctx)
     timings["data"] = time.perf_counter() - t0
 
-    # 2. models
+    # 2. models: the shipped checkpoints, or freshly trained ones (--train)
     models, records = {}, {}
-    for name, (system, kind, _) in MODELS.items():
+
+    def model_files(name: str, kind: str):
+        """(weights, config, training log) of demo model ``name``, training it first with --train."""
         files = asset_files(name)
         if train:
             weights, config, secs = _train(name, roots[kind], os.path.join(out, "train", name), s, dev, progress)
             timings[f"train {name}"] = secs
-            metrics_path = os.path.join(out, "train", name, "metrics.jsonl")
             records[name] = {"source": f"trained now into train/{name}", "train_seconds": round(secs, 1)}
-        else:
-            weights, config, metrics_path = files["weights"], files["config"], files["metrics"]
-            records[name] = {"source": f"shipped checkpoint v2v/assets/demo/{name}.safetensors"}
-            if files["record"].is_file():
-                records[name].update(json.loads(files["record"].read_text()))
+            return weights, config, os.path.join(out, "train", name, "metrics.jsonl")
+        records[name] = {"source": f"shipped checkpoint v2v/assets/demo/{name}.safetensors"}
+        if files["record"].is_file():
+            records[name].update(json.loads(files["record"].read_text()))
+        return files["weights"], files["config"], files["metrics"]
+
+    def log_rows(path):
+        return read_jsonl(path) if os.path.isfile(path) else []
+
+    for name, (_, kind, _) in MODELS.items():
+        weights, config, metrics_path = model_files(name, kind)
         t0 = time.perf_counter()
         sysm, cfg = load_demo_model(weights, config, dev)
         timings[f"load {name}"] = time.perf_counter() - t0
-        rows = read_jsonl(metrics_path) if os.path.isfile(metrics_path) else []
-        models[name] = (sysm, cfg, rows)
-
-    for mod in plugins:
+        models[name] = (sysm, cfg, log_rows(metrics_path))
+    for mod in plugins:  # plug-in systems load through the public API
         name = mod.MODEL.name
-        files = asset_files(name)
-        if train:
-            weights, config, secs = _train(name, roots[mod.MODEL.data], os.path.join(out, "train", name), s, dev,
-                                           progress)
-            timings[f"train {name}"] = secs
-            metrics_path = os.path.join(out, "train", name, "metrics.jsonl")
-            records[name] = {"source": f"trained now into train/{name}", "train_seconds": round(secs, 1)}
-        else:
-            weights, config, metrics_path = files["weights"], files["config"], files["metrics"]
-            records[name] = {"source": f"shipped checkpoint v2v/assets/demo/{name}.safetensors"}
-            if files["record"].is_file():
-                records[name].update(json.loads(files["record"].read_text()))
+        weights, config, metrics_path = model_files(name, mod.MODEL.data)
         t0 = time.perf_counter()
         if not os.path.isfile(weights):
             from v2v.errors import V2VError
 
             raise V2VError(f"demo checkpoint not found: {weights} (run `v2v demo --train` to retrain it)")
-        _, pcfg = load_experiment(str(config))
-        models[name] = (v2v.load(weights, device=dev), pcfg,
-                        read_jsonl(metrics_path) if os.path.isfile(metrics_path) else [])
+        models[name] = (v2v.load(weights, device=dev), load_experiment(str(config))[1], log_rows(metrics_path))
         timings[f"load {name}"] = time.perf_counter() - t0
 
     # 3. FOMM on held-out puppets

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_shape", "check_same_shape"]
+__all__ = ["check_same_shape", "check_shape"]
 
 
 def check_shape(x: torch.Tensor, layout: str, name: str = "input") -> None:
@@ -21,7 +21,7 @@ def check_shape(x: torch.Tensor, layout: str, name: str = "input") -> None:
     ValueError: flow: expected shape B,2,H,W, got (1, 3, 4, 4)
     """
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name}: expected a tensor of shape {layout}, got {type(x).__name__}")
+        raise TypeError(f"{name}: expected a tensor of shape {layout}, got {type(x).__name__}")
     dims = [d.strip() for d in layout.split(",")]
     lead = dims[0] == "*"
     if lead:

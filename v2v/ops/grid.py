@@ -126,13 +126,8 @@ def norm_to_pixel(xy: torch.Tensor, size_hw, align_corners: bool = True) -> torc
     Inverse of :func:`pixel_to_norm`: ``align_corners=True``: ``p = (n + 1) (S - 1) / 2``;
     ``align_corners=False``: ``p = ((n + 1) S - 1) / 2``.
 
-    Args:
-        xy: normalized coordinates ``(..., 2)``, x first.
-        size_hw: ``(H, W)`` of the image the coordinates refer to.
-        align_corners: the normalization convention.
-
-    Returns:
-        ``(..., 2)`` pixel coordinates (float).
+    Args: as :func:`pixel_to_norm`, with ``xy`` normalized. Returns ``(..., 2)`` pixel
+    coordinates (float).
 
     Example:
         >>> norm_to_pixel(torch.tensor([[0., -1.]]), (5, 9))

@@ -152,13 +152,7 @@ def upsample2d(x: torch.Tensor, kernel=DEFAULT_FIR, factor: int = 2) -> torch.Te
 def downsample2d(x: torch.Tensor, kernel=DEFAULT_FIR, factor: int = 2) -> torch.Tensor:
     """FIR downsampling ``B,C,H,W -> B,C,H/f,W/f`` (StyleGAN2 ``Downsample``).
 
-    Args:
-        x: ``B,C,H,W``.
-        kernel: FIR taps.
-        factor: integer downsampling factor.
-
-    Returns:
-        ``B,C,H/f,W/f``.
+    Args: as :func:`upsample2d` (``factor`` divides instead). Returns ``B,C,H/f,W/f``.
 
     Example:
         >>> downsample2d(torch.ones(1, 1, 8, 8)).shape
