@@ -6,8 +6,12 @@ max |diff| of the outputs, GFLOP per frame and achieved GFLOP/s against this mac
 conv throughput, peak RSS, and optionally RSS flatness over a long streamed sequence and a bf16
 run (speed-up and PSNR vs fp32).
 
-    python tools/bench_vid2vid.py --size 256x512 --frames 4                 # street config (ngf 128)
-    python tools/bench_vid2vid.py --size 256x512 --ngf 32 --frames 8 --rss-frames 300 --precision bf16
+    python tools/bench_vid2vid.py --arch 1024_g1 --size 128x256 --frames 5  # released 3-scale model, full width
+    python tools/bench_vid2vid.py --arch 1024_g1 --size 512x1024 --frames 30 --stream-only   # RSS per frame
+    python tools/bench_vid2vid.py --arch 1024_g1 --size 64x128 --precision bf16   # + bf16 PSNR vs fp32
+    python tools/bench_vid2vid.py --size 256x512 --frames 4                 # one-scale street config (ngf 128)
+
+The CPU model, its ISA flags and torch's CPU capability are printed first (``v2v.precision.cpu_line``).
 
 Same as ``v2v bench vid2vid ...``.
 """
