@@ -435,7 +435,8 @@ class KeyframeSystem(System):
 
     # ---------------------------------------------------------------- weights
     def save_pretrained(self, folder: str | os.PathLike) -> None:
-        """Write ``keyframe.safetensors`` (metadata: system + model config) and ``keyframe.yaml``."""
+        """:meth:`System.save_pretrained` without the training-only weights (a training-built CGAN
+        saves what an inference build loads)."""
         from v2v.config import save_yaml, to_dict
         from v2v.weights_io import save_weights
 
@@ -443,7 +444,7 @@ class KeyframeSystem(System):
         model = to_dict(self.cfg)
         os.makedirs(folder, exist_ok=True)
         save_weights(sd, os.path.join(folder, "keyframe.safetensors"),
-                     {"system": "keyframe", "model_config": json.dumps(model)})
+                     {"system": "keyframe", "model": json.dumps(model)})  # as System.save_pretrained
         save_yaml({"system": "keyframe", "model": model}, os.path.join(folder, "keyframe.yaml"))
 
 
@@ -475,8 +476,8 @@ def load_keyframe(checkpoint: str | os.PathLike, config: str | os.PathLike | dic
         cfg = _model_config_from(config if isinstance(config, dict) else load_yaml(config), str(config))
     elif "config" in meta:
         cfg = _model_config_from(json.loads(meta["config"]), path)
-    elif "model_config" in meta:
-        cfg = _model_config_from({"model": json.loads(meta["model_config"])}, path)
+    elif "model" in meta:
+        cfg = _model_config_from({"model": json.loads(meta["model"])}, path)
     else:
         raise V2VError(f"{path}: no model config in its metadata; pass --config")
     system = KeyframeSystem.from_config(cfg, inference=True)
