@@ -212,6 +212,6 @@ def test_flow_guided_beats_linear_on_held_out_synthetic():
     train, test = _clips("toycity", "train", 8, cfg), _clips("toycity", "test", 8, cfg)
     torch.manual_seed(0)
     s = KeyframeSystem.from_config(cfg)
-    s.lr = 1e-3
+    s.lr = 2e-4  # at 1e-3 these 20 noisy steps can undo the analytic start (docs/sections/keyframe.md)
     r = _train(s, train, 20, 4).evaluate({"video": test})
     assert r["l2"] < r["l2_linear"] and r["psnr"] > r["psnr_linear"], r
