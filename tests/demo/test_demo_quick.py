@@ -188,3 +188,15 @@ def test_foreign_data_folder_is_not_deleted(tmp_path):
     with pytest.raises(V2VError, match="not a v2v puppets dataset"):
         _make_data(str(tmp_path / "data"), QUICK, progress=False)
     assert (d / "meta.json").is_file()
+
+
+def test_dance_section_in_quick_demo(quick_demo):
+    """The dance plug-in section: its anchor, table (model + 3 baselines), stage video and thumbnail."""
+    html = (quick_demo / "index.html").read_text(encoding="utf-8")
+    assert "<section id='dance_puppets'" in html and "dance_cross_identity.mp4" in html
+    r = json.loads((quick_demo / "metrics.json").read_text())["results"]["dance_puppets"]
+    assert [row["method"].split(":")[0] for row in r["table"]] == ["EDN generator (v2v)", *["baseline"] * 3]
+    assert r["lead_metric"] == "psnr" and r["frames_evaluated"] == 6
+    # the held-out frames continue the training video: same target, frames never trained on
+    meta = json.loads((quick_demo / "data" / "dance" / "meta.json").read_text())
+    assert set(meta) >= {"train", "test", "source"}
