@@ -57,8 +57,8 @@ def test_inference_build_has_no_discriminators_and_training_geometry_checks():
     assert s.disc_spatial is None and all(k.startswith("generator.") for k in s.state_dict())
     with pytest.raises(V2VError, match="dvd_spatial_frames"):
         StyleDVDGANSystem.from_config(StyleDVDGANConfig(**{**SMALL, "dvd_spatial_frames": 3}))
-    with pytest.raises(V2VError, match="resolution >= 32"):
-        StyleDVDGANSystem.from_config(StyleDVDGANConfig(**{**SMALL, "resolution": 16}))
+    with pytest.raises(V2VError, match="resolution >= 64"):
+        StyleDVDGANSystem.from_config(StyleDVDGANConfig(**{**SMALL, "dt_prepool": True}))
 
 
 def test_official_schedule_and_accumulation():
