@@ -197,6 +197,7 @@ def motion_epe(generator, clips, frames: int) -> tuple[float, float]:
     return sum(err) / len(err), sum(still) / len(still)
 
 
+@pytest.mark.slow  # 600 training steps: over the ~90 s CI share on 2 cores (run with -m slow)
 def test_learning_motion_beats_the_still_video(tmp_path):
     """Short training on windfield (the L1 warm-up phase of the official schedule: L1 + adversarial
     terms); on held-out clips the generated motion (DIS flow) must be closer to the true flow than
