@@ -194,7 +194,6 @@ def format_table(results: dict, title: str, n: int, frames: int, size: int) -> s
 
 def run_eval(args) -> int:
     import json
-
     from types import SimpleNamespace
 
     from v2v.config import from_dict, load_yaml, to_dict
