@@ -238,6 +238,13 @@ def run(ctx, system, cfg, rows) -> SectionOutput:
         if best is not table[0]:
             notes.append(f"On {metric.upper()} the best row is '{best['method']}' "
                          f"({best[metric]:.3f} vs the model's {table[0][metric]:.3f}).")
+    close = [r for r in table[1:] if 0 <= table[0]["psnr"] - r["psnr"] < 0.5]
+    if close:
+        notes.append("The PSNR lead over " + ", ".join(f"'{r['method']}' ({table[0]['psnr'] - r['psnr']:.2f} dB)"
+                                                      for r in close)
+                     + " is narrow. The outputs are blurry (a small, briefly trained generator): PSNR rewards "
+                       "their right room colours and figure placement, SSIM and L1 reward the baselines' sharp "
+                       "real pixels.")
     if not won:
         steps = max((r["step"] for r in rows), default=0)
         notes.append(f"Honest result: after {steps} training steps the generator beats none of the trivial "
