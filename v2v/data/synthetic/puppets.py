@@ -85,37 +85,29 @@ class Identity:
     shoes: list
 
 
+# (field, low, high) in draw order: a scalar range draws one float, a 3-list range an RGB colour
+_IDENTITY_RANGES = (
+    ("height", 0.72, 0.86), ("head_r", 0.058, 0.072), ("neck", 0.03, 0.045), ("torso", 0.27, 0.32),
+    ("shoulder", 0.085, 0.115), ("hip", 0.05, 0.07), ("upper_arm", 0.15, 0.18), ("forearm", 0.14, 0.17),
+    ("thigh", 0.22, 0.25), ("shin", 0.21, 0.24), ("foot", 0.06, 0.08), ("arm_r", 0.026, 0.036),
+    ("leg_r", 0.034, 0.046),
+    ("skin", [140, 90, 60], [245, 210, 180]), ("hair", [10, 10, 10], [120, 90, 60]),
+    ("shirt", [20, 20, 20], [235, 235, 235]), ("shirt2", [20, 20, 20], [235, 235, 235]),
+    ("stripe_period", 0.05, 0.1), ("stripe_angle", -0.8, 0.8),
+    ("pants", [20, 20, 30], [150, 130, 160]), ("shoes", [10, 10, 10], [90, 70, 60]),
+)
+
+
 def make_identity(seed: int, index: int) -> Identity:
     """Identity ``index`` for ``seed`` (independent of split and video)."""
     r = video_rng(seed, "identity", index, "puppets")
-
-    def col(lo, hi):
-        return [int(v) for v in r.uniform(lo, hi, 3)]
-
-    return Identity(
-        index=int(index),
-        height=float(r.uniform(0.72, 0.86)),
-        head_r=float(r.uniform(0.058, 0.072)),
-        neck=float(r.uniform(0.03, 0.045)),
-        torso=float(r.uniform(0.27, 0.32)),
-        shoulder=float(r.uniform(0.085, 0.115)),
-        hip=float(r.uniform(0.05, 0.07)),
-        upper_arm=float(r.uniform(0.15, 0.18)),
-        forearm=float(r.uniform(0.14, 0.17)),
-        thigh=float(r.uniform(0.22, 0.25)),
-        shin=float(r.uniform(0.21, 0.24)),
-        foot=float(r.uniform(0.06, 0.08)),
-        arm_r=float(r.uniform(0.026, 0.036)),
-        leg_r=float(r.uniform(0.034, 0.046)),
-        skin=col([140, 90, 60], [245, 210, 180]),
-        hair=col([10, 10, 10], [120, 90, 60]),
-        shirt=col([20, 20, 20], [235, 235, 235]),
-        shirt2=col([20, 20, 20], [235, 235, 235]),
-        stripe_period=float(r.uniform(0.05, 0.1)),
-        stripe_angle=float(r.uniform(-0.8, 0.8)),
-        pants=col([20, 20, 30], [150, 130, 160]),
-        shoes=col([10, 10, 10], [90, 70, 60]),
-    )
+    fields = {}
+    for name, lo, hi in _IDENTITY_RANGES:
+        if isinstance(lo, list):
+            fields[name] = [int(v) for v in r.uniform(lo, hi, 3)]
+        else:
+            fields[name] = float(r.uniform(lo, hi))
+    return Identity(index=int(index), **fields)
 
 
 @dataclass
