@@ -85,8 +85,10 @@ class System(nn.Module):
     system_name: str = ""  # set by @register_system
 
     @classmethod
-    def from_config(cls, model_cfg, inference: bool = False):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def from_config(cls, model_cfg, inference: bool = False):
+        """Build the system from its model config; ``inference=True`` builds no training-only parts
+        (discriminators). Override only to do more than call the constructor."""
+        return cls(model_cfg, inference=inference)
 
     def save_pretrained(self, directory: str | os.PathLike) -> dict[str, str]:
         """Write ``<system>.safetensors`` (this module's state dict; metadata: system name and

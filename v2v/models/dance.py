@@ -233,10 +233,6 @@ class DanceSystem(System):
             self.vgg = VGGLoss(weights=cfg.vgg_weights)
 
     @classmethod
-    def from_config(cls, model_cfg: DanceModelConfig, inference: bool = False) -> DanceSystem:
-        return cls(model_cfg, inference=inference)
-
-    @classmethod
     def build_dataset(cls, data_cfg: DanceDataConfig, split: str, model_cfg: DanceModelConfig | None = None):
         need_box = model_cfg is None or model_cfg.face_generator or model_cfg.face_discrim
         return build_dance_dataset(data_cfg, split, need_face_box=need_box)

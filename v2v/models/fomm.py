@@ -470,10 +470,6 @@ class FOMMSystem(System):
         self._gan = GANLoss("lsgan")
 
     @classmethod
-    def from_config(cls, model_cfg: FOMMModelConfig, inference: bool = False) -> FOMMSystem:
-        return cls(model_cfg, inference=inference)
-
-    @classmethod
     def build_dataset(cls, data_cfg: FOMMDataConfig, split: str, model_cfg=None):
         """(source, driving) frame pairs of one video: ``root/{split}/<video>`` (mp4/gif/frame
         folder, or ``<video>/frames/*.png`` as written by ``v2v data synth``). Train: the official

@@ -327,11 +327,6 @@ class KeyframeSystem(System):
             self.gan_g = GANLoss("nonsaturating")
 
     @classmethod
-    def from_config(cls, model_cfg: KeyframeModelConfig, inference: bool = False) -> KeyframeSystem:
-        """Build the system; ``inference=True`` builds no discriminator."""
-        return cls(model_cfg, inference=inference)
-
-    @classmethod
     def build_dataset(cls, data_cfg: KeyframeDataConfig, split: str, model_cfg: KeyframeModelConfig | None = None):
         """Clips ``{"video": T,3,S,S}`` in [0,1] (:func:`v2v.data.keyframe.build_clips`)."""
         from v2v.data.keyframe import build_clips

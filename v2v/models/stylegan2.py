@@ -124,10 +124,6 @@ class StyleGAN2System(System):
             self.register_buffer("mean_path_length", torch.zeros(()))
 
     @classmethod
-    def from_config(cls, model_cfg: StyleGAN2Config, inference: bool = False) -> StyleGAN2System:
-        return cls(model_cfg, inference)
-
-    @classmethod
     def build_dataset(cls, data_cfg: StyleGAN2DataConfig, split: str, model_cfg: StyleGAN2Config | None = None):
         ds = FrameDataset(data_cfg, split, (model_cfg or StyleGAN2Config()).size)
         return None if ds.frames is None else ds

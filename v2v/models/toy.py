@@ -133,10 +133,6 @@ class ToySystem(System):
         self.gan = GANLoss("lsgan")
 
     @classmethod
-    def from_config(cls, model_cfg: ToyModelConfig, inference: bool = False) -> ToySystem:
-        return cls(model_cfg, inference=inference)
-
-    @classmethod
     def build_dataset(cls, data_cfg: ToyDataConfig, split: str, model_cfg: ToyModelConfig | None = None):
         ncls = (model_cfg or ToyModelConfig()).num_classes
         return SquaresDataset(data_cfg, split, ncls)
