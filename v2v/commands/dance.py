@@ -26,8 +26,7 @@ def register(cli):
                    help="the target subject's poses (folder) or a stats JSON from `v2v pose normalize`")
     p.add_argument("--out", required=True, help="output video (.mp4, .gif, or a folder ending in /)")
     p.add_argument("--backend", default="auto", help="pose extraction backend: auto, openpose, puppets, mediapipe")
-    p.add_argument("--source-size", default=None, help="HxW of the source frames when it cannot be found")
-    p.add_argument("--target-size", default=None, help="HxW of the target frames when it cannot be found")
+    _add_frame_sizes(p, "when it cannot be found")
     p.add_argument("--fps", type=float, default=None, help="output fps (default: the source's)")
     p.add_argument("--smooth", type=int, default=7, help="temporal median window over keypoints (1 = off)")
     p.add_argument("--no-normalize", action="store_true", help="skip global pose normalisation")
@@ -48,10 +47,9 @@ def register(cli):
     p.add_argument("--source", required=True, help="source pose folder (OpenPose JSON / EDN YAML)")
     p.add_argument("--target", required=True, help="target pose folder")
     p.add_argument("--out", required=True, help="output folder: normalised JSON + norm_params.json/.txt")
-    p.add_argument("--source-size", default=None, help="HxW of the source frames (default: found or 1080x1920)")
-    p.add_argument("--target-size", default=None, help="HxW of the target frames (default: found or 1080x1920)")
-    p.add_argument("--source-median-frac", type=float, default=0.5)
-    p.add_argument("--target-median-frac", type=float, default=0.5)
+    _add_frame_sizes(p, "(default: found or 1080x1920)")
+    for side in ("source", "target"):
+        p.add_argument(f"--{side}-median-frac", type=float, default=0.5)
     p.add_argument("--smooth", type=int, default=7, help="median window (1 = off)")
     p.add_argument("--official", action="store_true",
                    help="official output: drop invalid leading frames and the first window-1 frames")
@@ -69,6 +67,12 @@ def register(cli):
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _add_frame_sizes(p, default_note):
+    """``--source-size`` / ``--target-size``: HxW of the frames the poses come from."""
+    for side in ("source", "target"):
+        p.add_argument(f"--{side}-size", default=None, help=f"HxW of the {side} frames {default_note}")
 
 
 def _hw(text, what):
