@@ -18,12 +18,12 @@ BUILTIN = {
 #: system -> (paper, official-checkpoint parity status as documented in the README)
 PARITY = {
     "FOMM": ("Siarohin et al. 2019", "official .pth.tar + YAML load directly; 60/60 fixture arrays"),
-    "vid2vid": ("Wang et al. 2018", "released G0..G2 + single-G folders load; 237/237 (3-scale), 105/105, "
-                                    "65/65 (cityscapes35) fixture arrays"),
+    "vid2vid": ("Wang et al. 2018", ("released G0..G2 + single-G folders load; 237/237 (3-scale), 105/105, "
+                                    "65/65 (cityscapes35) fixture arrays")),
     "Everybody Dance Now": ("Chan et al. 2019", "official G/Gface load; 134/134 fixture arrays"),
     "Img2Vid": ("Pan et al. 2019", "official seg2vid .pth.tar + opt.json load; 82/82 fixture arrays"),
-    "Single-image prediction": ("Radner (StyleGAN2 DVD-GAN)", "official netG/netDs/netDt + opt.txt load; "
-                                                              "45/45 fixture arrays"),
+    "Single-image prediction": ("Radner (StyleGAN2 DVD-GAN)", ("official netG/netDs/netDt + opt.txt load; "
+                                                              "45/45 fixture arrays")),
     "MoCoGAN-HD": ("Tian et al. 2021", "official modelR + rosinality StyleGAN2 + PCA stats load; 61/61 fixture arrays"),
     "Keyframe interpolation": ("Penington, Teo & Wang", "no official code or checkpoints (the poster is the spec)"),
 }
