@@ -84,6 +84,11 @@ class System(nn.Module):
     DataConfig = None
     system_name: str = ""  # set by @register_system
 
+    def __init__(self, cfg=None):
+        super().__init__()
+        if cfg is not None:
+            self.cfg = cfg
+
     @classmethod
     def from_config(cls, model_cfg, inference: bool = False):
         """Build the system from its model config; ``inference=True`` builds no training-only parts
@@ -139,4 +144,4 @@ class System(nn.Module):
     def generator_module(self) -> nn.Module | None:
         return None
 
-    cfg = None  # the model config (a ModelConfig instance), set by the subclass constructor
+    cfg = None  # the model config (a ModelConfig instance), set by `System.__init__(cfg)`

@@ -214,8 +214,7 @@ class DanceSystem(System):
     DataConfig = DanceDataConfig
 
     def __init__(self, cfg: DanceModelConfig, inference: bool = False):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.generator = DanceGenerator(**config_kwargs(DanceGenerator, cfg))
         self.netD = self.netDface = self.gan = self.vgg = None
         if inference:

@@ -457,8 +457,7 @@ class FOMMSystem(System):
     DataConfig = FOMMDataConfig
 
     def __init__(self, cfg: FOMMModelConfig, inference: bool = False):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         common = {"num_kp": cfg.num_kp, "num_channels": cfg.num_channels}
         self.kp_detector = build(KeypointDetector, cfg.kp_detector, "model.kp_detector",
                                  estimate_jacobian=cfg.estimate_jacobian, **common)

@@ -388,8 +388,7 @@ class MoCoGANHDSystem(System):
     DataConfig = MoCoGANHDDataConfig
 
     def __init__(self, cfg: MoCoGANHDConfig, inference: bool = False):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.generator = StyleGAN2Generator(cfg.style_gan_size, cfg.latent_dimension, cfg.n_mlp,
                                             cfg.channel_multiplier, channels=cfg.stylegan_channels)
         self.generator.requires_grad_(False).eval()

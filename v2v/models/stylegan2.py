@@ -111,8 +111,7 @@ class StyleGAN2System(System):
     DataConfig = StyleGAN2DataConfig
 
     def __init__(self, cfg: StyleGAN2Config, inference: bool = False):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         kw = {"size": cfg.size, "style_dim": cfg.latent, "n_mlp": cfg.n_mlp, "channel_multiplier": cfg.channel_multiplier,
                   "lr_mlp": cfg.lr_mlp, "channels": cfg.channels}
         self.g_ema = StyleGAN2Generator(**kw)

@@ -126,8 +126,7 @@ class ToySystem(System):
     DataConfig = ToyDataConfig
 
     def __init__(self, cfg: ToyModelConfig, inference: bool = False):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.generator = ToyGenerator(**config_kwargs(ToyGenerator, cfg))
         self.discriminator = None if inference else ToyDiscriminator(**config_kwargs(ToyDiscriminator, cfg))
         self.gan = GANLoss("lsgan")
