@@ -132,7 +132,7 @@ def test_learning_toycity_lowers_heldout_error(tmp_path, run_cli):
         l1 = [e["eval/l1"] for e in ev if "eval/l1" in e][-1]
         ckpt = max((tmp_path / name / "checkpoints").glob("*.safetensors"))
         out = tmp_path / f"{name}_heldout"
-        rc, _, err = run_cli("generate", "img2vid", "--config", "configs/img2vid/toycity.yaml", "--checkpoint", ckpt,
+        rc, _, err = run_cli("generate", "img2vid", "--config", tmp_path / name / "config.yaml", "--checkpoint", ckpt,
                              "--clips", data, "--out", out)
         assert rc == 0, err
         psnr = {}
