@@ -133,8 +133,7 @@ def run(ctx, system, cfg, rows) -> SectionOutput:
                      "Super SloMo's flow approximation assumes, so warped limbs land in the wrong place, which L2 "
                      "punishes more than the cross-fade's blur. docs/sections/keyframe.md measures the same narrow "
                      "margin on puppets (flow-guided wins there on 11 of 16 30-frame clips) and a clear win on "
-                     "toycity and real driving clips; the refinement network here is tiny and trained for minutes "
-                     "with an L1 loss (training it on the metric's loss, lambda_l2, is the open item).")
+                     "toycity and real driving clips; the refinement network here is tiny and trained for minutes.")
     for metric in ("psnr", "ssim"):
         better = table[1][metric] > table[0][metric]
         notes.append(f"On {metric.upper()} the {'linear baseline' if better else 'flow-guided model'} wins "
