@@ -22,14 +22,14 @@ state carried over from call to call.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
 import torch
 
-from v2v.compat.common import official_state_dict
+from v2v.compat.common import OPTION_FILES, official_state_dict
+from v2v.compat.common import read_options as common_read_options
 from v2v.compat.report import ParityReport, load_cases
 from v2v.errors import V2VError
 from v2v.nn.spectral_norm import convert_legacy_spectral_norm
@@ -38,49 +38,13 @@ __all__ = ["checkpoint_filter_fn", "config_from_official", "detect", "load_offic
            "read_options", "run_parity"]
 
 NETS = {"netG": "generator.", "netDs": "disc_spatial.", "netDt": "disc_temporal."}
-OPTION_FILES = ("opt.txt", "options.json", "train_opt.txt")
 
 
 # ---- option files ------------------------------------------------------------------------------
-def _parse_value(text: str):
-    t = text.strip()
-    if t in ("True", "False"):
-        return t == "True"
-    if t == "None":
-        return None
-    for conv in (int, float):
-        try:
-            return conv(t)
-        except ValueError:
-            pass
-    return t
-
-
 def read_options(path: str | os.PathLike) -> dict:
-    """Official options as a dict: ``opt.txt`` (``BaseOptions.print_options`` dump) or ``options.json``."""
-    path = Path(path)
-    if path.is_dir():
-        for name in OPTION_FILES:
-            if (path / name).is_file():
-                return read_options(path / name)
-        raise V2VError(f"{path}: no official option file ({', '.join(OPTION_FILES)})")
-    if not path.is_file():
-        raise V2VError(f"official option file not found: {path}")
-    text = path.read_text(errors="replace")
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise V2VError(f"{path}: not valid JSON ({exc})") from None
-        return dict(data.get("options", data))
-    opts = {}
-    for line in text.splitlines():
-        m = re.match(r"^\s*([A-Za-z_][\w]*):\s*(.*?)\s*(\t\[default: .*\])?\s*$", line)
-        if m:
-            opts[m.group(1)] = _parse_value(m.group(2))
-    if not opts:
-        raise V2VError(f"{path}: no 'key: value' lines (expected the official opt.txt)")
-    return opts
+    """Official options (``opt.txt`` / ``options.json``, or a folder holding one) through the one
+    shared reader :func:`v2v.compat.common.read_options`."""
+    return common_read_options(path, what="style-dvdgan")
 
 
 def _find_options(checkpoint: str | os.PathLike, config) -> Path | None:
