@@ -91,14 +91,15 @@ def _make_data(root: str, s: DemoSizes, progress: bool) -> dict:
     return {"puppets": pup, "toycity": toy}
 
 
-def _train(name: str, data_root: str, out: str, s: DemoSizes, device, progress: bool) -> tuple[str, str, float]:
+def _train(name: str, data_root: str, out: str, s: DemoSizes, device, progress: bool,
+           extra: tuple = ()) -> tuple[str, str, float]:
     """Train demo model ``name`` with its recorded config; returns (weights, config, seconds)."""
     from v2v.demo.assets import asset_files, latest_checkpoint
     from v2v.train.config import load_experiment
     from v2v.train.trainer import run_experiment
 
     config = str(asset_files(name)["config"])
-    overrides = [f"data.root={data_root}", *s.train_overrides]
+    overrides = [f"data.root={data_root}", *s.train_overrides, *extra]
     system_cls, cfg = load_experiment(config, overrides)
     t0 = time.perf_counter()
     run_experiment(system_cls, cfg, out_dir=out, device=device, resume="latest", progress=progress)
@@ -165,11 +166,11 @@ def run_demo(out: str, quick: bool = False, train: bool = False, device="cpu", p
     # 2. models: the shipped checkpoints, or freshly trained ones (--train)
     models, records = {}, {}
 
-    def model_files(name: str, kind: str):
+    def model_files(name: str, kind: str, extra: tuple = ()):
         """(weights, config, training log) of demo model ``name``, training it first with --train."""
         files = asset_files(name)
         if train:
-            weights, config, secs = _train(name, roots[kind], os.path.join(out, "train", name), s, dev, progress)
+            weights, config, secs = _train(name, roots[kind], os.path.join(out, "train", name), s, dev, progress, extra)
             timings[f"train {name}"] = secs
             records[name] = {"source": f"trained now into train/{name}", "train_seconds": round(secs, 1)}
             return weights, config, os.path.join(out, "train", name, "metrics.jsonl")
@@ -189,7 +190,9 @@ def run_demo(out: str, quick: bool = False, train: bool = False, device="cpu", p
         models[name] = (sysm, cfg, log_rows(metrics_path))
     for mod in plugins:  # plug-in systems load through the public API
         name = mod.MODEL.name
-        weights, config, metrics_path = model_files(name, mod.MODEL.data)
+        # a plug-in may add `v2v train` overrides for --quick --train (its config may not fit the tiny data)
+        quick_extra = tuple(getattr(mod, "QUICK_TRAIN_OVERRIDES", ())) if quick else ()
+        weights, config, metrics_path = model_files(name, mod.MODEL.data, quick_extra)
         t0 = time.perf_counter()
         if not os.path.isfile(weights):
             from v2v.errors import V2VError
