@@ -20,7 +20,7 @@ MODEL = DemoModel(name="keyframe_puppets", system="keyframe", data="puppets",
                   order=60)
 
 #: extra `v2v train` overrides for `v2v demo --quick --train` (the quick puppets videos have 4 training
-#: frames and 2 videos: a 12-frame clip and batch 4 do not fit). The pipeline does not read this yet.
+#: frames and 2 videos: a 12-frame clip and batch 4 do not fit). Read by v2v.demo.pipeline.
 QUICK_TRAIN_OVERRIDES = ("model.frames=4", "train.batch_size=2")
 
 
