@@ -44,7 +44,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     m = run_demo(args.out, quick=args.quick, train=args.train, device=args.device, progress=not args.no_progress)
     for name, res in m["results"].items():
-        print(f"{name} ({res['frames_evaluated']}):")
+        print(f"{name} ({res.get('frames_evaluated', 'held-out clips')}):")
         for row in res["table"]:
             vals = "  ".join(f"{k} {v:.4f}" if isinstance(v, float) and abs(v) < 10 else f"{k} {v:.2f}"
                              for k, v in row.items() if k != "method")

@@ -32,7 +32,7 @@ import os
 import pkgutil
 from dataclasses import dataclass, field
 
-__all__ = ["DemoContext", "DemoModel", "SectionOutput", "beats", "section_modules"]
+__all__ = ["DemoContext", "DemoModel", "SectionOutput", "beats", "record_note", "section_modules"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,25 @@ def beats(table: list[dict], metric: str = "psnr", higher_is_better: bool = True
     model = table[0][metric]
     return {r["method"]: bool(model > r[metric] if higher_is_better else model < r[metric])
             for r in table[1:] if r["method"].startswith("baseline")}
+
+
+def record_note(ctx: DemoContext, name: str, rows: list) -> str:
+    """The "Model: ..." line of a section: freshly trained (``--train``) or the shipped record."""
+    import json
+
+    from v2v.demo.assets import asset_files
+
+    if os.path.isdir(os.path.join(ctx.out, "train", name)):
+        steps = max((r["step"] for r in rows), default=0)
+        return f"Model: trained now into train/{name} ({steps} steps); config configs/demo/{name}.yaml."
+    rec_path = asset_files(name)["record"]
+    if not rec_path.is_file():
+        return f"Model: shipped checkpoint v2v/assets/demo/{name}.safetensors."
+    r = json.loads(rec_path.read_text(encoding="utf-8"))
+    return (f"Model: shipped checkpoint v2v/assets/demo/{name}.safetensors ({r.get('parameters', '?')} "
+            f"parameters, {r.get('weights_bytes', 0) / 1e6:.2f} MB); {r.get('step', '?')} training steps in "
+            f"{r.get('train_wall_time_s', 0) / 60:.1f} min on {r.get('machine', '?')} ({r.get('date', '')}; "
+            f"{r.get('notes', '')}); config {r.get('config')}; command `{r.get('command', '')}`.")
 
 
 def section_modules() -> list:

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from v2v.demo.sections import DemoModel, SectionOutput
+from v2v.demo.sections import DemoModel, SectionOutput, record_note
 
 MODEL = DemoModel(name="dance_puppets", system="dance", data="dance",
                   summary="a source dancer's pose -> the target person dancing it (Everybody Dance Now)", order=30)
@@ -136,22 +136,6 @@ def _overlay(label, frame):
     return frame * (~on) + label * on
 
 
-def _record_note(ctx, rows) -> str:
-    from v2v.demo.assets import asset_files
-
-    if os.path.isdir(os.path.join(ctx.out, "train", MODEL.name)):
-        steps = max((r["step"] for r in rows), default=0)
-        return f"Model: trained now into train/{MODEL.name} ({steps} steps); config configs/demo/{MODEL.name}.yaml."
-    rec_path = asset_files(MODEL.name)["record"]
-    if not rec_path.is_file():
-        return f"Model: shipped checkpoint v2v/assets/demo/{MODEL.name}.safetensors."
-    r = json.loads(rec_path.read_text(encoding="utf-8"))
-    return (f"Model: shipped checkpoint v2v/assets/demo/{MODEL.name}.safetensors ({r.get('parameters', '?')} "
-            f"parameters, {r.get('weights_bytes', 0) / 1e6:.2f} MB); {r.get('step', '?')} training steps in "
-            f"{r.get('train_wall_time_s', 0) / 60:.0f} min on {r.get('machine', '?')} ({r.get('date', '')}; "
-            f"{r.get('notes', '')}); config {r.get('config')}; command `{r.get('command', '')}`.")
-
-
 def _plots(rows):
     from v2v.demo.report import svg_line_plot
 
@@ -255,7 +239,7 @@ def run(ctx, system, cfg, rows) -> SectionOutput:
     if "nearest training pose (retrieval)" in " ".join(lost):
         notes.append("The retrieval baseline copies real footage of the same person in the same room, so its "
                      "frames are sharp; it knows only poses it has seen, the generator renders any pose.")
-    notes.append(_record_note(ctx, rows))
+    notes.append(record_note(ctx, MODEL.name, rows))
     n_train = train_imgs.shape[0]
     sec = Section(
         title="Dance transfer: a source dancer's motion on the target puppet (Everybody Dance Now)",

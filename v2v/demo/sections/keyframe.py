@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 
-from v2v.demo.sections import DemoModel, SectionOutput
+from v2v.demo.sections import DemoModel, SectionOutput, record_note
 
 MODEL = DemoModel(name="keyframe_puppets", system="keyframe", data="puppets",
                   summary="first + last frame -> the video in between (flow-guided keyframe interpolation)",
@@ -55,22 +55,6 @@ def _metrics(pred, gt) -> dict:
     ps = ps.where(ps.isfinite(), ps.new_full((), 100.0))
     return {"l2": float(l2.mean()), "l2_std": float(l2.std()) if l2.numel() > 1 else 0.0,
             "psnr": float(ps.mean()), "ssim": float(ssim(p, g).mean())}
-
-
-def _record_note(ctx, rows) -> str:
-    from v2v.demo.assets import asset_files
-
-    if os.path.isdir(os.path.join(ctx.out, "train", MODEL.name)):
-        steps = max((r["step"] for r in rows), default=0)
-        return f"Model: trained now into train/{MODEL.name} ({steps} steps); config configs/demo/{MODEL.name}.yaml."
-    rec_path = asset_files(MODEL.name)["record"]
-    if not rec_path.is_file():
-        return f"Model: shipped checkpoint v2v/assets/demo/{MODEL.name}.safetensors."
-    r = json.loads(rec_path.read_text(encoding="utf-8"))
-    return (f"Model: shipped checkpoint v2v/assets/demo/{MODEL.name}.safetensors ({r.get('parameters', '?')} "
-            f"parameters, {r.get('weights_bytes', 0) / 1e6:.2f} MB); {r.get('step', '?')} training steps in "
-            f"{r.get('train_wall_time_s', 0) / 60:.1f} min on {r.get('machine', '?')} ({r.get('date', '')}; "
-            f"{r.get('notes', '')}); config {r.get('config')}; command `{r.get('command', '')}`.")
 
 
 def _plots(rows):
@@ -144,7 +128,7 @@ def run(ctx, system, cfg, rows) -> SectionOutput:
                      f"({max(table[0][metric], table[1][metric]):.3f} vs {min(table[0][metric], table[1][metric]):.3f}).")
     notes.append("CVAE and CGAN variants (configs/keyframe/cvae_*.yaml, cgan_*.yaml) are not shipped in the demo: "
                  "they did not fit the demo's training and size budget; see docs/sections/keyframe.md for them.")
-    notes.append(_record_note(ctx, rows))
+    notes.append(record_note(ctx, MODEL.name, rows))
     sec = Section(
         title="Keyframes: first + last frame -> the video in between",
         description=(f"Held-out synthetic puppets (the demo's test split, never trained on) cut into {n} clips of "
