@@ -237,23 +237,20 @@ def face_center(frame: PoseFrame, strict: bool = False):
 def make_box(miny, maxy, minx, maxx, box_hw=(128, 128), limit_hw=(512, 1024)):
     """The official ``makebox128`` generalised: a ``box_hw`` box re-centred on the given bounds and
     pushed inside ``[0, limit)`` (only along an axis whose size differs from the box size)."""
-    dimy, dimx = box_hw
-    ly, lx = limit_hw
-    if maxy - miny != dimy:
-        maxy = maxy + (dimy - (maxy - miny)) // 2
-        miny = maxy - dimy
-        if maxy > ly:
-            maxy, miny = ly, ly - dimy
-        if miny < 0:
-            miny, maxy = 0, dimy
-    if maxx - minx != dimx:
-        maxx = maxx + (dimx - (maxx - minx)) // 2
-        minx = maxx - dimx
-        if maxx > lx:
-            maxx, minx = lx, lx - dimx
-        if minx < 0:
-            minx, maxx = 0, dimx
-    return int(miny), int(maxy), int(minx), int(maxx)
+
+    def fit(lo, hi, dim, limit):  # one axis: re-centre to ``dim``, then push inside [0, limit)
+        if hi - lo != dim:
+            hi = hi + (dim - (hi - lo)) // 2
+            lo = hi - dim
+            if hi > limit:
+                hi, lo = limit, limit - dim
+            if lo < 0:
+                lo, hi = 0, dim
+        return int(lo), int(hi)
+
+    miny, maxy = fit(miny, maxy, box_hw[0], limit_hw[0])
+    minx, maxx = fit(minx, maxx, box_hw[1], limit_hw[1])
+    return miny, maxy, minx, maxx
 
 
 #: The official ``graph_train.py --facetexts`` box: ``makebox128`` always makes a 128x128 box and

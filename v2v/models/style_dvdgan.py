@@ -306,23 +306,20 @@ class StyleDVDGANSystem(System):
         cond = image if self.cfg.conditional else None
         idx_fake = self._draw(fake.shape[1]) if idx_fake is None else idx_fake
         idx_real = self._draw(real.shape[1]) if idx_real is None else idx_real
-        s_fake = spatial_stack(fake.detach(), idx_fake, cond)
-        s_real = spatial_stack(real, idx_real, cond)
-        d_fake = self.disc_spatial(s_fake).mean()
-        d_real = self.disc_spatial(s_real).mean()
-        if alpha is None:
-            alpha = torch.rand(s_real.shape[0], 1, 1, 1, 1, device=real.device, dtype=real.dtype)
-        gp = gradient_penalty(self.disc_spatial, s_real, s_fake, alpha=alpha)
-        return {"fake": d_fake, "real": d_real, "gp": gp, "loss": d_real - d_fake + self.cfg.lambda_GP * gp}
+        return self._critic(self.disc_spatial, spatial_stack(real, idx_real, cond),
+                            spatial_stack(fake.detach(), idx_fake, cond), alpha)
 
     def loss_dt(self, real, fake, alpha=None) -> dict[str, torch.Tensor]:
         """D_T loss on detached fakes: forwards fake, real, GP (``alpha``: ``B,1,1,1,1``)."""
-        fake = fake.detach()
-        d_fake = self.disc_temporal(fake).mean()
-        d_real = self.disc_temporal(real).mean()
+        return self._critic(self.disc_temporal, real, fake.detach(), alpha)
+
+    def _critic(self, disc, real, fake, alpha) -> dict[str, torch.Tensor]:
+        """WGAN-GP critic terms in the repo's order (fake, real, GP) and sign."""
+        d_fake = disc(fake).mean()
+        d_real = disc(real).mean()
         if alpha is None:
             alpha = torch.rand(real.shape[0], 1, 1, 1, 1, device=real.device, dtype=real.dtype)
-        gp = gradient_penalty(self.disc_temporal, real, fake, alpha=alpha)
+        gp = gradient_penalty(disc, real, fake, alpha=alpha)
         return {"fake": d_fake, "real": d_real, "gp": gp, "loss": d_real - d_fake + self.cfg.lambda_GP * gp}
 
     def loss_g(self, image, fake, idx=None) -> dict[str, torch.Tensor]:
