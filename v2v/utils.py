@@ -283,6 +283,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs):
         os.fsync(f.fileno())
 
 
+def _temp_dir_beside(target: str, path) -> tuple[str, str]:
+    """(parent, new hidden temp folder in it) for writing folder ``target``; one-line errors."""
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise V2VError(f"cannot write folder {path}: a file is in the way")
+    parent = _prepare_parent(target)
+    try:
+        return parent, tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise V2VError(f"cannot write folder {path}: {e.strerror or e}") from None
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike):
     """Yield a temp folder beside ``path``; on success it replaces ``path`` as a whole.
@@ -294,13 +305,7 @@ def atomic_dir(path: str | os.PathLike):
     import shutil
 
     target = os.path.abspath(os.fspath(path).rstrip("/\\") or os.sep)
-    if os.path.lexists(target) and not os.path.isdir(target):
-        raise V2VError(f"cannot write folder {path}: a file is in the way")
-    parent = _prepare_parent(target)
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise V2VError(f"cannot write folder {path}: {e.strerror or e}") from None
+    parent, tmp = _temp_dir_beside(target, path)
     os.chmod(tmp, default_file_mode(directory=True))
     try:
         yield tmp
@@ -337,13 +342,7 @@ def staged_dir(path: str | os.PathLike):
     import shutil
 
     target = os.path.abspath(os.fspath(path))
-    if os.path.lexists(target) and not os.path.isdir(target):
-        raise V2VError(f"cannot write folder {path}: a file is in the way")
-    parent = _prepare_parent(target)
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise V2VError(f"cannot write folder {path}: {e.strerror or e}") from None
+    _, tmp = _temp_dir_beside(target, path)
     try:
         yield tmp
         for dirpath, dirnames, filenames in os.walk(tmp):
