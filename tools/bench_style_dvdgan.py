@@ -24,19 +24,7 @@ import resource
 import sys
 import time
 
-
-def conv_gflops() -> float:
-    """Achievable fp32 conv throughput (3x3 conv, 256 ch at 64x128), GFLOP per CPU-second."""
-    import torch
-    import torch.nn.functional as F
-
-    x, w = torch.randn(1, 256, 64, 128), torch.randn(256, 256, 3, 3)
-    F.conv2d(x, w, padding=1)
-    reps, t0 = 0, time.process_time()
-    while time.process_time() - t0 < 2.0 or reps < 3:
-        F.conv2d(x, w, padding=1)
-        reps += 1
-    return 2.0 * 256 * 256 * 9 * 64 * 128 / ((time.process_time() - t0) / reps) / 1e9
+from v2v.bench import conv_gflops
 
 
 def timed(fn, reps: int):

@@ -423,20 +423,9 @@ def generator_flops(system, cfg, hw) -> float:
 
 def measure_conv_gflops(threads_note: str = "") -> float:
     """Achievable fp32 conv throughput (a 3x3 conv, 256 ch at 64x128), GFLOP per CPU-second."""
-    import time
+    from v2v.bench import conv_gflops
 
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.randn(1, 256, 64, 128)
-    w = torch.randn(256, 256, 3, 3)
-    F.conv2d(x, w, padding=1)
-    reps, t0 = 0, time.process_time()
-    while time.process_time() - t0 < 2.0 or reps < 3:
-        F.conv2d(x, w, padding=1)
-        reps += 1
-    dt = (time.process_time() - t0) / reps
-    return 2.0 * 256 * 256 * 9 * 64 * 128 / dt / 1e9
+    return conv_gflops()
 
 
 def _random_street_sequence(T, hw, label_nc, seed=0):
