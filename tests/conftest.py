@@ -59,3 +59,22 @@ def run_cli(capsys):
         return rc, out.out, out.err
 
     return _run
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for Playwright (never `playwright install`): skip with a message when it
+    is absent, fail instead under V2V_REQUIRE_BROWSER=1 (set by .ci/run)."""
+    import shutil
+
+    exe = os.environ.get("V2V_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        msg = "Debian's chromium is not installed (apt-get install chromium); the browser tests need it"
+        if os.environ.get("V2V_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg + " (V2V_REQUIRE_BROWSER=1)")
+        pytest.skip(msg)
+    return exe

@@ -6,7 +6,6 @@ fails instead when V2V_REQUIRE_BROWSER=1 (set by .ci/run).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,19 +16,6 @@ import pytest
 
 from v2v.data.video import open_video
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _chromium() -> str:
-    exe = os.environ.get("V2V_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        msg = "Debian's chromium is not installed (apt-get install chromium); the browser test needs it"
-        if os.environ.get("V2V_REQUIRE_BROWSER") == "1":
-            pytest.fail(msg + " (V2V_REQUIRE_BROWSER=1)")
-        pytest.skip(msg)
-    return exe
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -38,8 +24,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    _chromium()
+def server(tmp_path_factory, chromium):
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
     fh = open(log, "w")  # noqa: SIM115 - lives as long as the server
@@ -68,11 +53,12 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def page(server, chromium):
+    from conftest import CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         pg = browser.new_page(accept_downloads=True)
         pg.set_default_timeout(240_000)
         pg.goto(server["url"])
