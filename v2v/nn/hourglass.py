@@ -44,11 +44,7 @@ class SameBlock2d(nn.Module):
 
 
 class DownBlock2d(nn.Module):
-    """conv -> BatchNorm2d -> ReLU -> AvgPool2d(2); halves H and W.
-
-    Args:
-        in_channels, out_channels: Cin, Cout.
-        kernel_size, padding: of the conv.
+    """conv -> BatchNorm2d -> ReLU -> AvgPool2d(2); halves H and W. Args: as :class:`SameBlock2d`.
 
     Example:
         >>> DownBlock2d(3, 8)(torch.rand(1, 3, 16, 16)).shape
@@ -66,10 +62,7 @@ class DownBlock2d(nn.Module):
 
 class UpBlock2d(nn.Module):
     """nearest x2 upsample (index floor(dst/2)) -> conv -> BatchNorm2d -> ReLU; doubles H and W.
-
-    Args:
-        in_channels, out_channels: Cin, Cout.
-        kernel_size, padding: of the conv.
+    Args: as :class:`SameBlock2d`.
 
     Example:
         >>> UpBlock2d(8, 4)(torch.rand(1, 8, 4, 4)).shape
